@@ -1,0 +1,118 @@
+// Typed configuration of an experiment, parsed once from YAML and validated field by field.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace e2e {
+
+// A configuration or usage error. The message names the offending field or file; the CLI exits with code 2.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+using Int3 = std::array<int64_t, 3>;  // (D, H, W): depth first, as in N×C×D×H×W tensors
+
+struct ModelConfig {
+  int levels = 6;
+  int base_channels = 48;
+  int max_channels = 320;
+  int in_channels = 1;
+  int num_classes = 2;
+  std::vector<Int3> pools = {{2, 2, 2}, {2, 2, 2}, {2, 2, 2}, {2, 2, 2}, {2, 2, 2}};  // levels - 1 entries
+  Int3 conv_kernel = {1, 3, 3};
+  int shift_size = 3;  // 0 or 1 disables the depth shift
+  bool shift_input = false;
+  bool deep_supervision = true;
+
+  // Channels of level i: base·2^i capped at max_channels.
+  int channels(int level) const;
+};
+
+struct SparsityConfig {
+  std::vector<double> levels = {0.7, 0.8, 0.9};  // the sweep's default sparsities
+  int64_t update_interval = 1200;                // iterations between topology updates; 0 = static masks
+  double prune_rate_start = 0.5;
+  double prune_rate_end = 0.001;
+  std::optional<double> level0_density;  // forces the level-0 fusion convs to this density (reference quirk)
+};
+
+struct TrainingConfig {
+  int64_t epochs = 1000;
+  int64_t iterations_per_epoch = 250;
+  int64_t batch_size = 2;
+  Int3 patch_size = {128, 128, 128};
+  double learning_rate = 0.01;
+  double momentum = 0.99;
+  bool nesterov = true;
+  double weight_decay = 3e-5;
+  double grad_clip = 12.0;
+  double poly_exponent = 0.9;
+  double foreground_oversampling = 0.33;
+  int64_t validation_batches = 50;
+  int64_t checkpoint_every_epochs = 50;
+  double checkpoint_every_minutes = 30;
+  std::string precision = "bf16";  // bf16 | fp16 | fp32 (CPU always trains in fp32)
+  int threads = 0;                 // 0 = all cores
+  uint64_t seed = 0;
+};
+
+struct DataConfig {
+  std::string dataset;  // raw dataset folder (MSD / nnU-Net v1 / v2) or preprocessed store folder
+  std::string preprocessed;
+  std::optional<std::array<double, 3>> target_spacing;  // (z, y, x) mm; default from the fingerprint
+  bool compress = false;
+  int workers = 0;  // loader threads; 0 = automatic
+};
+
+struct EvalConfig {
+  double nsd_tolerance_mm = 1.0;
+  std::map<int, double> nsd_tolerance_per_class;  // class value → tolerance (mm)
+  std::string hd_variant = "surfel";              // surfel | pooled | monai
+  bool tta = false;
+  double step_fraction = 0.5;
+};
+
+struct SweepConfig {
+  std::vector<int> folds = {0, 1, 2, 3, 4};
+  std::vector<uint64_t> seeds = {0};
+  int gpus_per_job = 1;
+  int max_attempts = 3;
+};
+
+struct StoreConfig {
+  std::string path = "e2e.db";
+  bool wal = true;  // turn off on network filesystems that do not support WAL
+  int busy_timeout_ms = 10000;
+};
+
+struct Config {
+  std::string experiment = "experiment";
+  std::string source;  // the file it was read from, for messages
+  ModelConfig model;
+  SparsityConfig sparsity;
+  TrainingConfig training;
+  DataConfig data;
+  EvalConfig eval;
+  SweepConfig sweep;
+  StoreConfig store;
+};
+
+// Parses and validates. Throws ConfigError naming the file and field on any problem.
+Config load_config(const std::string& path);
+Config parse_config(const std::string& yaml_text, const std::string& source_name = "<string>");
+
+// Cross-field checks (pools vs. levels, patch divisible by the total pool, …). Called by the parsers.
+void validate(const Config& config);
+
+// Small parsers shared by the command line.
+std::vector<double> parse_sparsity_list(const std::string& text);  // "0,0.7,0.8"
+Int3 parse_int3(const std::string& text, const std::string& what);  // "128,128,128"
+
+}  // namespace e2e

@@ -1,0 +1,10 @@
+// The e2e subcommands. Each add_* function registers one CLI11 subcommand and its callback.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace e2e {
+
+void add_count_command(CLI::App& app);
+
+}  // namespace e2e

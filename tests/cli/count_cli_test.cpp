@@ -1,0 +1,130 @@
+// Runs the e2e binary as a user would and checks exit codes, messages and the paper's counts.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct Result {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+Result run_e2e(const std::string& args) {
+  const std::string command = std::string(E2E_EXE) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer{};
+  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+std::string config(const std::string& name) { return std::string(E2E_SOURCE_DIR) + "/configs/" + name; }
+
+std::string write_temp_config(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / ("e2e_cli_test_" + name + ".yaml");
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+nlohmann::json count_json(const std::string& args) {
+  Result r = run_e2e("count " + args + " --format json");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return nlohmann::json::parse(r.output);
+}
+
+TEST(CountCli, AmosMatchesThePaperExactly) {
+  nlohmann::json out = count_json("--config " + config("amos.yaml") + " --sparsity 0,0.8");
+  ASSERT_EQ(out["rows"].size(), 2u);
+  EXPECT_EQ(out["rows"][0]["params"], 23899088);
+  EXPECT_DOUBLE_EQ(out["rows"][0]["gflops"].get<double>(), 3069.548);
+  EXPECT_EQ(out["rows"][1]["params"], 9445351);
+  EXPECT_DOUBLE_EQ(out["rows"][1]["gflops"].get<double>(), 778.742);
+}
+
+TEST(CountCli, AmosRowsOfThePaperTable) {
+  nlohmann::json s9 = count_json("--config " + config("amos.yaml") + " --sparsity 0.9");
+  EXPECT_NEAR(s9["rows"][0]["params_m"].get<double>(), 7.64, 0.005);
+  EXPECT_NEAR(s9["rows"][0]["gflops"].get<double>(), 492.29, 0.005);
+  // The s=0.7 row was computed with the reference's level-0 density of 0.2.
+  const std::string amos07 = write_temp_config(
+      "amos07", "experiment: amos07\nmodel: {num_classes: 16}\nsparsity: {level0_density: 0.2}\n");
+  nlohmann::json s7 = count_json("--config " + amos07 + " --sparsity 0.7");
+  EXPECT_NEAR(s7["rows"][0]["params_m"].get<double>(), 11.23, 0.005);
+  EXPECT_NEAR(s7["rows"][0]["gflops"].get<double>(), 969.32, 0.005);
+}
+
+TEST(CountCli, LayerBreakdownSumsToTotal) {
+  nlohmann::json out = count_json("--config " + config("amos.yaml") + " --sparsity 0.8 --layers");
+  int64_t params = 0, flops = 0;
+  int masked = 0;
+  for (const auto& layer : out["rows"][0]["layers"]) {
+    params += layer["params"].get<int64_t>();
+    flops += layer["flops"].get<int64_t>();
+    masked += layer["kernels_active"] != layer["kernels_total"];
+  }
+  EXPECT_EQ(params, out["rows"][0]["params"].get<int64_t>());
+  EXPECT_EQ(flops, out["rows"][0]["flops"].get<int64_t>());
+  EXPECT_EQ(masked, 35);
+  EXPECT_EQ(out["rows"][0]["layers"].size(), 12u + 20u + 15u + 4u);
+}
+
+TEST(CountCli, MarkdownAndCsvFormats) {
+  Result md = run_e2e("count --config " + config("amos.yaml") + " --sparsity 0,0.8");
+  EXPECT_EQ(md.exit_code, 0);
+  EXPECT_THAT(md.output, HasSubstr("| 0 | 23899088 | 23.899 | 3069.548 |"));
+  EXPECT_THAT(md.output, HasSubstr("| 0.8 | 9445351 | 9.445 | 778.742 |"));
+  Result csv = run_e2e("count --config " + config("amos.yaml") + " --sparsity 0.8 --format csv");
+  EXPECT_THAT(csv.output, HasSubstr("sparsity,params,params_m,flops,gflops\n0.8,9445351,9.445,778741612544,778.742\n"));
+}
+
+TEST(CountCli, PatchOverride) {
+  nlohmann::json out = count_json("--config " + config("amos.yaml") + " --sparsity 0 --patch 64,64,64");
+  EXPECT_EQ(out["rows"][0]["params"], 23899088);
+  EXPECT_NEAR(out["rows"][0]["gflops"].get<double>(), 3069.548 / 8, 0.01);
+  Result bad = run_e2e("count --config " + config("amos.yaml") + " --patch 100,64,64");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("--patch"));
+}
+
+void expect_usage_error(const std::string& args, const std::string& field) {
+  Result r = run_e2e(args);
+  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+  EXPECT_THAT(r.output, HasSubstr(field)) << args;
+  EXPECT_THAT(r.output, Not(HasSubstr("Exception raised from")));  // no LibTorch stack traces
+  EXPECT_THAT(r.output, Not(HasSubstr("terminate called")));
+}
+
+TEST(CountCli, BadConfigsExitWithCode2AndNameTheField) {
+  expect_usage_error("count --config /nonexistent.yaml", "/nonexistent.yaml: cannot open");
+  expect_usage_error("count --config " + write_temp_config("type", "model:\n  levels: six\n"), "model.levels");
+  expect_usage_error("count --config " + write_temp_config("neg", "model:\n  base_channels: -1\n"),
+                     "model.base_channels");
+  expect_usage_error("count --config " + write_temp_config("zero", "training:\n  patch_size: [0, 64, 64]\n"),
+                     "training.patch_size");
+  expect_usage_error("count --config " + write_temp_config("unknown", "model:\n  chanels: 3\n"), "model.chanels");
+  expect_usage_error("count --config " + write_temp_config("sp", "sparsity:\n  levels: [1.5]\n"), "sparsity.levels[0]");
+  expect_usage_error("count --config " + config("amos.yaml") + " --sparsity 1.0", "--sparsity");
+  expect_usage_error("count --config " + config("amos.yaml") + " --sparsity -0.2", "--sparsity");
+  expect_usage_error("count --config " + config("amos.yaml") + " --format xml", "--format");
+  expect_usage_error("count", "--config");
+  expect_usage_error("frobnicate", "unknown command 'frobnicate'");
+}
+
+TEST(CountCli, HelpExitsZero) {
+  Result r = run_e2e("count --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("--sparsity"));
+}
+
+}  // namespace
