@@ -17,6 +17,13 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Bad input data (a dataset file, a store, a checkpoint): also exit code 2; the message names the file and
+// the problem.
+class InputError : public ConfigError {
+ public:
+  using ConfigError::ConfigError;
+};
+
 using Int3 = std::array<int64_t, 3>;  // (D, H, W): depth first, as in N×C×D×H×W tensors
 
 struct ModelConfig {

@@ -1,0 +1,45 @@
+// NIfTI-1/2 reading and writing through nifti_clib (nifti2 API), with the header geometry kept for writing
+// results back in the original space. Volumes are (z, y, x) = NIfTI (k, j, i), x fastest, no transposes.
+#pragma once
+
+#include <array>
+#include <string>
+
+#include "data/volume.hpp"
+
+namespace e2e {
+
+// Everything needed to write a volume back with the same world geometry.
+struct NiftiGeometry {
+  Shape3 shape{0, 0, 0};            // (z, y, x)
+  Spacing3 spacing{1.0, 1.0, 1.0};  // (z, y, x) mm from pixdim[3], pixdim[2], pixdim[1]
+  int qform_code = 0;
+  int sform_code = 0;
+  std::array<double, 16> qform{};   // 4×4 row-major, voxel (i, j, k, 1) → world
+  std::array<double, 16> sform{};
+  std::array<double, 6> quatern{};  // quatern_b, c, d, qoffset_x, y, z
+  double qfac = 1.0;
+  int xyz_units = 2;  // NIFTI_UNITS_MM
+
+  // True when shape and spacing agree (spacing to 1e-4 relative) and the preferred affine (sform if
+  // sform_code > 0, else qform) agrees to 1e-3 mm.
+  bool same_grid(const NiftiGeometry& other) const;
+  std::string describe() const;  // "128x128x62 at 3x2x2 mm"
+};
+
+struct NiftiImage {
+  NiftiGeometry geometry;
+  MultiVolume<float> data;  // scl_slope/scl_inter applied; 3D files give one channel, 4D files dim[4]
+};
+
+// Throws InputError naming the file on a missing, truncated or unsupported file.
+NiftiImage read_nifti(const std::string& path);
+// Labels: values must be integral (stored as float they are rounded, a non-integral value is an error).
+Volume<int16_t> read_nifti_labels(const std::string& path, NiftiGeometry* geometry = nullptr);
+NiftiGeometry read_nifti_geometry(const std::string& path);  // header only
+
+// .nii or .nii.gz by extension; written atomically (temporary name, then rename).
+void write_nifti(const std::string& path, const Volume<float>& volume, const NiftiGeometry& geometry);
+void write_nifti_labels(const std::string& path, const Volume<int16_t>& labels, const NiftiGeometry& geometry);
+
+}  // namespace e2e
