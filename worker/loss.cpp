@@ -2,8 +2,10 @@
 
 namespace e2e {
 
-torch::Tensor ce_dice_loss(const torch::Tensor& logits, const torch::Tensor& target, const LossOptions& options) {
-  TORCH_CHECK(logits.dim() == 5 && target.dim() == 4, "ce_dice_loss expects N×K×D×H×W logits and N×D×H×W labels");
+torch::Tensor ce_dice_loss(const torch::Tensor& logits, const torch::Tensor& target,
+                           const LossOptions& options) {
+  TORCH_CHECK(logits.dim() == 5 && target.dim() == 4,
+              "ce_dice_loss expects N×K×D×H×W logits and N×D×H×W labels");
   const int64_t classes = logits.size(1);
   const torch::Tensor valid = target.ge(0);
   const torch::Tensor safe_target = target.clamp_min(0);
@@ -19,12 +21,14 @@ torch::Tensor ce_dice_loss(const torch::Tensor& logits, const torch::Tensor& tar
   const torch::Tensor tp = (probs * onehot).sum(axes);
   const torch::Tensor fp = (probs * (1 - onehot)).sum(axes);
   const torch::Tensor fn = ((1 - probs) * onehot).sum(axes);
-  const torch::Tensor dice = (2 * tp + options.dice_smooth) / (2 * tp + fp + fn + options.dice_smooth).clamp_min(1e-8);
+  const torch::Tensor dice =
+      (2 * tp + options.dice_smooth) / (2 * tp + fp + fn + options.dice_smooth).clamp_min(1e-8);
   const torch::Tensor foreground = dice.narrow(-1, 1, classes - 1);  // background excluded
   return options.ce_weight * ce + options.dice_weight * (1 - foreground.mean());
 }
 
-std::vector<torch::Tensor> downsample_targets(const torch::Tensor& target, const std::vector<torch::Tensor>& outputs) {
+std::vector<torch::Tensor> downsample_targets(const torch::Tensor& target,
+                                              const std::vector<torch::Tensor>& outputs) {
   std::vector<torch::Tensor> targets;
   const torch::Tensor as_float = target.unsqueeze(1).to(torch::kFloat32);
   for (const torch::Tensor& out : outputs) {
@@ -40,15 +44,17 @@ std::vector<torch::Tensor> downsample_targets(const torch::Tensor& target, const
   return targets;
 }
 
-torch::Tensor deep_supervision_loss(const std::vector<torch::Tensor>& outputs, const std::vector<torch::Tensor>& targets,
+torch::Tensor deep_supervision_loss(const std::vector<torch::Tensor>& outputs,
+                                    const std::vector<torch::Tensor>& targets,
                                     const std::vector<double>& weights, const LossOptions& options) {
   TORCH_CHECK(outputs.size() == targets.size() && outputs.size() <= weights.size(),
-              "deep_supervision_loss: ", outputs.size(), " outputs, ", targets.size(), " targets, ", weights.size(),
-              " weights");
+              "deep_supervision_loss: ", outputs.size(), " outputs, ", targets.size(), " targets, ",
+              weights.size(), " weights");
   // With a single output (deep supervision off) its weight is 1.
   if (outputs.size() == 1) return ce_dice_loss(outputs[0], targets[0], options);
   torch::Tensor total = torch::zeros({}, outputs[0].options().dtype(torch::kFloat32));
-  for (std::size_t k = 0; k < outputs.size(); ++k) total = total + weights[k] * ce_dice_loss(outputs[k], targets[k], options);
+  for (std::size_t k = 0; k < outputs.size(); ++k)
+    total = total + weights[k] * ce_dice_loss(outputs[k], targets[k], options);
   return total;
 }
 

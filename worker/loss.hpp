@@ -16,13 +16,16 @@ struct LossOptions {
 
 // logits N×K×D×H×W, target N×D×H×W (int64; −1 = ignore). Returns ce + (1 − mean foreground soft Dice).
 // nnU-Net adds −Dice instead of 1 − Dice: the gradients are the same, ours stays ≥ 0.
-torch::Tensor ce_dice_loss(const torch::Tensor& logits, const torch::Tensor& target, const LossOptions& options = {});
+torch::Tensor ce_dice_loss(const torch::Tensor& logits, const torch::Tensor& target,
+                           const LossOptions& options = {});
 
 // Σ_k weight_k · ce_dice_loss(outputs[k], targets[k]); targets are the labels downsampled to each output.
-torch::Tensor deep_supervision_loss(const std::vector<torch::Tensor>& outputs, const std::vector<torch::Tensor>& targets,
+torch::Tensor deep_supervision_loss(const std::vector<torch::Tensor>& outputs,
+                                    const std::vector<torch::Tensor>& targets,
                                     const std::vector<double>& weights, const LossOptions& options = {});
 
 // Nearest-neighbour downsampling of a label map N×D×H×W to each output's spatial size.
-std::vector<torch::Tensor> downsample_targets(const torch::Tensor& target, const std::vector<torch::Tensor>& outputs);
+std::vector<torch::Tensor> downsample_targets(const torch::Tensor& target,
+                                              const std::vector<torch::Tensor>& outputs);
 
 }  // namespace e2e
