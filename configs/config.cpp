@@ -114,7 +114,8 @@ class Section {
 
   template <typename T>
   std::array<T, 3> triple(const YAML::Node& value, const std::string& where) const {
-    if (!value.IsSequence() || value.size() != 3) fail(where, "expected 3 numbers [d, h, w], got " + describe(value));
+    if (!value.IsSequence() || value.size() != 3)
+      fail(where, "expected 3 numbers [d, h, w], got " + describe(value));
     return {convert<T>(value[0], where + "[0]"), convert<T>(value[1], where + "[1]"),
             convert<T>(value[2], where + "[2]")};
   }
@@ -144,7 +145,8 @@ T Section::convert(const YAML::Node& value, const std::string& where) const {
       used = 0;
     }
     if (used != text.size() || text.empty()) fail(where, "expected an integer, got '" + text + "'");
-    if (std::is_unsigned_v<T> && parsed < 0) fail(where, "expected a non-negative integer, got '" + text + "'");
+    if (std::is_unsigned_v<T> && parsed < 0)
+      fail(where, "expected a non-negative integer, got '" + text + "'");
     return static_cast<T>(parsed);
   } else {
     std::size_t used = 0;
@@ -285,7 +287,8 @@ int ModelConfig::channels(int level) const {
 void validate(const Config& config) {
   Checker check(config.source);
   const ModelConfig& m = config.model;
-  check.require(m.levels >= 3 && m.levels <= 8, "model.levels", "an integer in [3, 8]", Checker::fmt(m.levels));
+  check.require(m.levels >= 3 && m.levels <= 8, "model.levels", "an integer in [3, 8]",
+                Checker::fmt(m.levels));
   check.positive(m.base_channels, "model.base_channels");
   check.require(m.max_channels >= m.base_channels, "model.max_channels", ">= model.base_channels",
                 Checker::fmt(m.max_channels));
@@ -304,7 +307,8 @@ void validate(const Config& config) {
                 "0 or 1 (off) or an odd size such as 3 or 5", Checker::fmt(m.shift_size));
 
   const SparsityConfig& sp = config.sparsity;
-  for (std::size_t i = 0; i < sp.levels.size(); ++i) check.sparsity(sp.levels[i], "sparsity.levels[" + std::to_string(i) + "]");
+  for (std::size_t i = 0; i < sp.levels.size(); ++i)
+    check.sparsity(sp.levels[i], "sparsity.levels[" + std::to_string(i) + "]");
   check.non_negative(sp.update_interval, "sparsity.update_interval");
   check.require(sp.prune_rate_start > 0 && sp.prune_rate_start < 1, "sparsity.prune_rate_start",
                 "a rate in (0, 1)", Checker::fmt(sp.prune_rate_start));
@@ -327,12 +331,14 @@ void validate(const Config& config) {
                   "sizes divisible by the product of model.pools " + Checker::fmt3(total_pool),
                   Checker::fmt3(t.patch_size));
   check.positive(t.learning_rate, "training.learning_rate");
-  check.require(t.momentum >= 0 && t.momentum < 1, "training.momentum", "a value in [0, 1)", Checker::fmt(t.momentum));
+  check.require(t.momentum >= 0 && t.momentum < 1, "training.momentum", "a value in [0, 1)",
+                Checker::fmt(t.momentum));
   check.non_negative(t.weight_decay, "training.weight_decay");
   check.positive(t.grad_clip, "training.grad_clip");
   check.positive(t.poly_exponent, "training.poly_exponent");
-  check.require(t.foreground_oversampling >= 0 && t.foreground_oversampling <= 1, "training.foreground_oversampling",
-                "a fraction in [0, 1]", Checker::fmt(t.foreground_oversampling));
+  check.require(t.foreground_oversampling >= 0 && t.foreground_oversampling <= 1,
+                "training.foreground_oversampling", "a fraction in [0, 1]",
+                Checker::fmt(t.foreground_oversampling));
   check.non_negative(t.validation_batches, "training.validation_batches");
   check.positive(t.checkpoint_every_epochs, "training.checkpoint_every_epochs");
   check.positive(t.checkpoint_every_minutes, "training.checkpoint_every_minutes");
@@ -354,8 +360,8 @@ void validate(const Config& config) {
                   "foreground class values 1.." + Checker::fmt(m.num_classes - 1), Checker::fmt(cls));
     check.positive(tol, "eval.nsd_tolerance_per_class." + std::to_string(cls));
   }
-  check.require(e.hd_variant == "surfel" || e.hd_variant == "pooled" || e.hd_variant == "monai", "eval.hd_variant",
-                "one of surfel, pooled, monai", "'" + e.hd_variant + "'");
+  check.require(e.hd_variant == "surfel" || e.hd_variant == "pooled" || e.hd_variant == "monai",
+                "eval.hd_variant", "one of surfel, pooled, monai", "'" + e.hd_variant + "'");
   check.require(e.step_fraction > 0 && e.step_fraction <= 1, "eval.step_fraction", "a fraction in (0, 1]",
                 Checker::fmt(e.step_fraction));
 

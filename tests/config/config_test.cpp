@@ -46,10 +46,14 @@ TEST(Config, UnknownKeysAreErrorsNamingTheField) {
 }
 
 TEST(Config, WrongTypesNameFieldAndValue) {
-  EXPECT_THAT(error_of("model:\n  levels: five\n"), HasSubstr("model.levels: expected an integer, got 'five'"));
-  EXPECT_THAT(error_of("training:\n  learning_rate: fast\n"), HasSubstr("training.learning_rate: expected a number"));
-  EXPECT_THAT(error_of("model:\n  deep_supervision: maybe\n"), HasSubstr("model.deep_supervision: expected true or false"));
-  EXPECT_THAT(error_of("training:\n  patch_size: 128\n"), HasSubstr("training.patch_size: expected 3 numbers"));
+  EXPECT_THAT(error_of("model:\n  levels: five\n"),
+              HasSubstr("model.levels: expected an integer, got 'five'"));
+  EXPECT_THAT(error_of("training:\n  learning_rate: fast\n"),
+              HasSubstr("training.learning_rate: expected a number"));
+  EXPECT_THAT(error_of("model:\n  deep_supervision: maybe\n"),
+              HasSubstr("model.deep_supervision: expected true or false"));
+  EXPECT_THAT(error_of("training:\n  patch_size: 128\n"),
+              HasSubstr("training.patch_size: expected 3 numbers"));
   EXPECT_THAT(error_of("model: [1, 2]\n"), HasSubstr("model: expected a mapping"));
   EXPECT_THAT(error_of("sparsity:\n  levels: 0.5\n"), HasSubstr("sparsity.levels: expected a list"));
 }
@@ -57,14 +61,17 @@ TEST(Config, WrongTypesNameFieldAndValue) {
 TEST(Config, SizesMustBePositive) {
   EXPECT_THAT(error_of("training:\n  patch_size: [128, 0, 128]\n"),
               HasSubstr("training.patch_size: expected 3 positive integers, got [128, 0, 128]"));
-  EXPECT_THAT(error_of("model:\n  base_channels: -4\n"), HasSubstr("model.base_channels: expected a positive value, got -4"));
+  EXPECT_THAT(error_of("model:\n  base_channels: -4\n"),
+              HasSubstr("model.base_channels: expected a positive value, got -4"));
   EXPECT_THAT(error_of("training:\n  batch_size: 0\n"), HasSubstr("training.batch_size"));
-  EXPECT_THAT(error_of("model:\n  pools: [[2, 2, 2]]\n"), HasSubstr("model.pools: expected model.levels - 1 = 5"));
+  EXPECT_THAT(error_of("model:\n  pools: [[2, 2, 2]]\n"),
+              HasSubstr("model.pools: expected model.levels - 1 = 5"));
   EXPECT_THAT(error_of("training:\n  patch_size: [100, 128, 128]\n"), HasSubstr("divisible"));
 }
 
 TEST(Config, SparsityMustBeInHalfOpenUnitInterval) {
-  EXPECT_THAT(error_of("sparsity:\n  levels: [0.5, 1.0]\n"), HasSubstr("sparsity.levels[1]: expected a sparsity in [0, 1), got 1"));
+  EXPECT_THAT(error_of("sparsity:\n  levels: [0.5, 1.0]\n"),
+              HasSubstr("sparsity.levels[1]: expected a sparsity in [0, 1), got 1"));
   EXPECT_THAT(error_of("sparsity:\n  levels: [-0.1]\n"), HasSubstr("sparsity.levels[0]"));
   EXPECT_THAT(error_of("sparsity:\n  level0_density: 0\n"), HasSubstr("sparsity.level0_density"));
   EXPECT_THROW(parse_sparsity_list("0,1"), ConfigError);
@@ -89,6 +96,32 @@ TEST(Config, ParseInt3) {
   EXPECT_THROW(parse_int3("64,96,0", "--patch"), ConfigError);
   EXPECT_THROW(parse_int3("64,96,128,1", "--patch"), ConfigError);
   EXPECT_THROW(parse_int3("a,b,c", "--patch"), ConfigError);
+}
+
+}  // namespace
+}  // namespace e2e
+
+#include "configs/hash.hpp"
+
+namespace e2e {
+namespace {
+
+TEST(Hash, Sha256KnownVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Hash, ConfigHashTracksResultRelevantFieldsOnly) {
+  Config a = parse_config("experiment: x\n");
+  Config b = parse_config("experiment: x\nstore: {path: other.db}\nsweep: {folds: [0, 1]}\n", "other.yaml");
+  EXPECT_EQ(config_hash(a), config_hash(b));
+  Config c = parse_config("experiment: x\ntraining: {learning_rate: 0.02}\n");
+  EXPECT_NE(config_hash(a), config_hash(c));
+  EXPECT_NE(config_to_json(a).find("\"learning_rate\": 0.01"), std::string::npos);
 }
 
 }  // namespace

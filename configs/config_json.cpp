@@ -1,0 +1,82 @@
+#include <nlohmann/json.hpp>
+
+#include "configs/config.hpp"
+#include "configs/hash.hpp"
+
+namespace e2e {
+
+namespace {
+
+nlohmann::json results_sections(const Config& c) {
+  const ModelConfig& m = c.model;
+  const SparsityConfig& s = c.sparsity;
+  const TrainingConfig& t = c.training;
+  const DataConfig& d = c.data;
+  const EvalConfig& e = c.eval;
+  nlohmann::json out;
+  out["model"] = {{"levels", m.levels},
+                  {"base_channels", m.base_channels},
+                  {"max_channels", m.max_channels},
+                  {"in_channels", m.in_channels},
+                  {"num_classes", m.num_classes},
+                  {"pools", m.pools},
+                  {"conv_kernel", m.conv_kernel},
+                  {"shift_size", m.shift_size},
+                  {"shift_input", m.shift_input},
+                  {"deep_supervision", m.deep_supervision}};
+  out["sparsity"] = {
+      {"levels", s.levels},
+      {"update_interval", s.update_interval},
+      {"prune_rate_start", s.prune_rate_start},
+      {"prune_rate_end", s.prune_rate_end},
+      {"level0_density", s.level0_density ? nlohmann::json(*s.level0_density) : nlohmann::json()}};
+  out["training"] = {{"epochs", t.epochs},
+                     {"iterations_per_epoch", t.iterations_per_epoch},
+                     {"batch_size", t.batch_size},
+                     {"patch_size", t.patch_size},
+                     {"learning_rate", t.learning_rate},
+                     {"momentum", t.momentum},
+                     {"nesterov", t.nesterov},
+                     {"weight_decay", t.weight_decay},
+                     {"grad_clip", t.grad_clip},
+                     {"poly_exponent", t.poly_exponent},
+                     {"foreground_oversampling", t.foreground_oversampling},
+                     {"validation_batches", t.validation_batches},
+                     {"precision", t.precision},
+                     {"seed", t.seed}};
+  out["data"] = {{"dataset", d.dataset},
+                 {"preprocessed", d.preprocessed},
+                 {"target_spacing", d.target_spacing ? nlohmann::json(*d.target_spacing) : nlohmann::json()},
+                 {"compress", d.compress}};
+  nlohmann::json per_class = nlohmann::json::object();
+  for (const auto& [cls, tol] : e.nsd_tolerance_per_class) per_class[std::to_string(cls)] = tol;
+  out["eval"] = {{"nsd_tolerance_mm", e.nsd_tolerance_mm},
+                 {"nsd_tolerance_per_class", per_class},
+                 {"hd_variant", e.hd_variant},
+                 {"tta", e.tta},
+                 {"step_fraction", e.step_fraction}};
+  return out;
+}
+
+}  // namespace
+
+std::string config_to_json(const Config& c) {
+  nlohmann::json out = results_sections(c);
+  out["experiment"] = c.experiment;
+  out["training"]["checkpoint_every_epochs"] = c.training.checkpoint_every_epochs;
+  out["training"]["checkpoint_every_minutes"] = c.training.checkpoint_every_minutes;
+  out["training"]["threads"] = c.training.threads;
+  out["data"]["workers"] = c.data.workers;
+  out["sweep"] = {{"folds", c.sweep.folds},
+                  {"seeds", c.sweep.seeds},
+                  {"gpus_per_job", c.sweep.gpus_per_job},
+                  {"max_attempts", c.sweep.max_attempts}};
+  out["store"] = {{"path", c.store.path}, {"wal", c.store.wal}, {"busy_timeout_ms", c.store.busy_timeout_ms}};
+  return out.dump(2);
+}
+
+std::string config_hash(const Config& c) {
+  return sha256_hex(results_sections(c).dump());
+}
+
+}  // namespace e2e
