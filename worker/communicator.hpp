@@ -1,0 +1,46 @@
+// Collective operations among the ranks of one training job. Backends: a world of one (no-op), MPI on CPU
+// tensors, NCCL on CUDA tensors. The trainer is written once against this interface.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace e2e {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backend() const = 0;
+  bool is_leader() const { return rank() == 0; }
+
+  // Tensors must be contiguous and live where the backend expects them (CPU for MPI, CUDA for NCCL).
+  virtual void broadcast(torch::Tensor& tensor, int root) = 0;
+  virtual void all_reduce_sum(torch::Tensor& tensor) = 0;
+  void all_reduce_average(torch::Tensor& tensor) {
+    all_reduce_sum(tensor);
+    if (size() > 1) tensor.div_(size());
+  }
+  // Small host-side values (epoch statistics, hashes, topology bytes).
+  virtual void all_reduce_sum(std::vector<double>& values) = 0;
+  virtual void broadcast_bytes(std::string& bytes, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+// A job of one rank: every collective is the identity.
+class SingleProcessCommunicator : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string backend() const override { return "single"; }
+  void broadcast(torch::Tensor&, int) override {}
+  void all_reduce_sum(torch::Tensor&) override {}
+  void all_reduce_sum(std::vector<double>&) override {}
+  void broadcast_bytes(std::string&, int) override {}
+  void barrier() override {}
+};
+
+}  // namespace e2e

@@ -1,0 +1,438 @@
+#include "worker/trainer.hpp"
+
+#include <ATen/autocast_mode.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include "configs/hash.hpp"
+#include "model/rng.hpp"
+#include "worker/checkpoint.hpp"
+#include "worker/loss.hpp"
+#include "worker/plot.hpp"
+
+namespace e2e {
+
+namespace {
+
+constexpr int kCheckpointFormat = 1;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+int local_device_index() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"})
+    if (const char* value = std::getenv(name)) return std::atoi(value);
+  return 0;
+}
+
+torch::Device choose_device() {
+  if (!torch::cuda::is_available()) return torch::kCPU;
+  const int count = static_cast<int>(torch::cuda::device_count());
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_device_index() % count));
+}
+
+// Autocast for CUDA forward passes (bf16 or fp16); CPU training stays in fp32.
+class AutocastScope {
+ public:
+  AutocastScope(torch::Device device, const std::string& precision)
+      : active_(device.is_cuda() && precision != "fp32") {
+    if (!active_) return;
+    at::autocast::set_autocast_gpu_dtype(precision == "fp16" ? at::kHalf : at::kBFloat16);
+    at::autocast::set_enabled(true);
+  }
+  ~AutocastScope() {
+    if (!active_) return;
+    at::autocast::set_enabled(false);
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool active_;
+};
+
+std::string bytes_of(const torch::Tensor& t) {
+  torch::Tensor c = t.contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<std::size_t>(c.numel()));
+}
+
+torch::Tensor tensor_of(const std::string& bytes) {
+  torch::Tensor t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+}  // namespace
+
+nlohmann::json EpochRecord::to_json() const {
+  return {{"epoch", epoch},
+          {"train_loss", train_loss},
+          {"val_loss", val_loss},
+          {"pseudo_dice", pseudo_dice},
+          {"mean_pseudo_dice", mean_pseudo_dice},
+          {"lr", learning_rate},
+          {"seconds", seconds},
+          {"iterations_per_second", iterations_per_second},
+          {"loader_wait_fraction", loader_wait_fraction},
+          {"topology_updates", topology_updates}};
+}
+
+EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
+  EpochRecord r;
+  r.epoch = j.at("epoch");
+  r.train_loss = j.at("train_loss");
+  r.val_loss = j.at("val_loss");
+  r.pseudo_dice = j.at("pseudo_dice").get<std::vector<double>>();
+  r.mean_pseudo_dice = j.at("mean_pseudo_dice");
+  r.learning_rate = j.at("lr");
+  r.seconds = j.at("seconds");
+  r.iterations_per_second = j.at("iterations_per_second");
+  r.loader_wait_fraction = j.at("loader_wait_fraction");
+  r.topology_updates = j.at("topology_updates");
+  return r;
+}
+
+Trainer::Trainer(Config config, JobSpec job, BatchSource& batches, Communicator& comm,
+                 const std::atomic<bool>* stop_requested, TrainerHooks hooks)
+    : config_(std::move(config)),
+      job_(std::move(job)),
+      batches_(batches),
+      comm_(comm),
+      stop_requested_(stop_requested),
+      hooks_(std::move(hooks)),
+      device_(choose_device()) {
+  torch::manual_seed(static_cast<uint64_t>(mix_seed({job_.seed, 0xC0FFEE}) >> 1));
+  net_ = E2ENet(config_.model);
+  net_->to(device_);
+  dsff_ = std::make_unique<Dsff>(
+      net_->masked_layers(),
+      DsffOptions::from_config(config_.sparsity, job_.sparsity, total_iterations(), job_.seed));
+  dsff_->initialize();
+  optimizer_ = std::make_unique<torch::optim::SGD>(net_->parameters(),
+                                                   torch::optim::SGDOptions(config_.training.learning_rate)
+                                                       .momentum(config_.training.momentum)
+                                                       .nesterov(config_.training.nesterov)
+                                                       .weight_decay(config_.training.weight_decay));
+  const bool has_checkpoint = std::filesystem::exists(checkpoint_path());
+  if (job_.resume && has_checkpoint) {
+    load_checkpoint(checkpoint_path());
+  } else if (has_checkpoint) {
+    throw ConfigError(checkpoint_path() +
+                      ": a checkpoint exists; pass --resume to continue it or choose another --out");
+  } else if (job_.resume && comm_.is_leader()) {
+    spdlog::info("no checkpoint in {}: starting from scratch", job_.out_dir);
+  }
+  synchronize_initial_state();
+  last_checkpoint_time_ = std::chrono::steady_clock::now();
+}
+
+int64_t Trainer::total_iterations() const {
+  return config_.training.epochs * config_.training.iterations_per_epoch;
+}
+
+std::string Trainer::checkpoint_path() const {
+  return (std::filesystem::path(job_.out_dir) / "checkpoint.ckpt").string();
+}
+
+double Trainer::learning_rate_for(int64_t epoch) const {
+  const double progress = static_cast<double>(epoch) / static_cast<double>(config_.training.epochs);
+  return config_.training.learning_rate * std::pow(1.0 - progress, config_.training.poly_exponent);
+}
+
+void Trainer::synchronize_initial_state() {
+  if (comm_.size() == 1) return;
+  torch::NoGradGuard no_grad;
+  for (auto& p : net_->parameters()) comm_.broadcast(p, 0);
+  for (auto& b : net_->buffers()) comm_.broadcast(b, 0);
+  std::string topology = comm_.is_leader() ? dsff_->topology().serialize() : std::string();
+  comm_.broadcast_bytes(topology, 0);
+  dsff_->set_topology(Topology::deserialize(topology));
+  dsff_->apply(optimizer_.get());
+  verify_topology_across_ranks();
+}
+
+void Trainer::verify_topology_across_ranks() {
+  if (comm_.size() == 1) return;
+  const uint64_t hash = dsff_->topology().hash();
+  std::vector<double> parts, squares;
+  for (int k = 0; k < 4; ++k) {
+    const double part = static_cast<double>((hash >> (16 * k)) & 0xffff);
+    parts.push_back(part);
+    squares.push_back(part * part);
+  }
+  std::vector<double> sums = parts;
+  sums.insert(sums.end(), squares.begin(), squares.end());
+  comm_.all_reduce_sum(sums);
+  const double n = comm_.size();
+  for (int k = 0; k < 4; ++k)
+    if (sums[k] != n * parts[k] || sums[4 + k] != n * squares[k])
+      throw TrainingError("ranks hold different DSFF topologies at iteration " + std::to_string(iteration_) +
+                          " (rank " + std::to_string(comm_.rank()) + " has " + dsff_->topology().hash_hex() +
+                          ")");
+}
+
+void Trainer::reduce_gradients() {
+  if (comm_.size() == 1) return;
+  std::vector<torch::Tensor> grads, flat_views;
+  for (auto& p : net_->parameters()) {
+    if (!p.grad().defined()) continue;
+    grads.push_back(p.grad());
+    flat_views.push_back(p.grad().reshape({-1}));
+  }
+  if (grads.empty()) return;
+  torch::Tensor flat = torch::cat(flat_views);
+  comm_.all_reduce_average(flat);
+  int64_t offset = 0;
+  for (auto& g : grads) {
+    g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
+    offset += g.numel();
+  }
+}
+
+double Trainer::train_step(const TrainingBatch& batch) {
+  net_->train();
+  optimizer_->zero_grad();
+  const torch::Tensor image = batch.image.to(device_);
+  const torch::Tensor label = batch.label.to(device_);
+  torch::Tensor loss;
+  {
+    AutocastScope autocast(device_, config_.training.precision);
+    std::vector<torch::Tensor> outputs = net_->forward(image);
+    loss =
+        deep_supervision_loss(outputs, downsample_targets(label, outputs), net_->deep_supervision_weights());
+  }
+  std::vector<double> value{loss.item<double>()};
+  comm_.all_reduce_sum(value);
+  if (!std::isfinite(value[0]))
+    throw TrainingError("non-finite training loss at iteration " + std::to_string(iteration_ + 1) +
+                        "; the last good checkpoint is kept in " + job_.out_dir);
+  loss.backward();
+  reduce_gradients();
+  torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.training.grad_clip);
+  optimizer_->step();
+  dsff_->apply(optimizer_.get());
+  ++iteration_;
+  return value[0] / comm_.size();
+}
+
+void Trainer::maybe_update_topology() {
+  if (!dsff_->is_update_step(iteration_)) return;
+  std::string bytes;
+  DsffUpdateStats stats;
+  if (comm_.is_leader()) bytes = dsff_->propose_update(iteration_, &stats).serialize();
+  comm_.broadcast_bytes(bytes, 0);
+  dsff_->set_topology(Topology::deserialize(bytes));
+  dsff_->apply(optimizer_.get());
+  verify_topology_across_ranks();
+  ++topology_updates_;
+  if (comm_.is_leader())
+    spdlog::debug("DSFF update at iteration {}: rate {:.4f}, {} kernels moved ({} kept weights)", iteration_,
+                  stats.rate, stats.pruned, stats.regrown_kept);
+}
+
+EpochRecord Trainer::validate(int64_t epoch) {
+  torch::NoGradGuard no_grad;
+  net_->train();  // deep-supervision outputs, so the validation loss is comparable to the training loss
+  const int64_t classes = config_.model.num_classes;
+  std::vector<double> sums(2 + 3 * (classes - 1), 0.0);  // loss sum, batches, then tp/fp/fn per class
+  for (int64_t index = comm_.rank(); index < config_.training.validation_batches; index += comm_.size()) {
+    const TrainingBatch batch = batches_.validation_batch(epoch, index);
+    const torch::Tensor image = batch.image.to(device_);
+    const torch::Tensor label = batch.label.to(device_);
+    AutocastScope autocast(device_, config_.training.precision);
+    std::vector<torch::Tensor> outputs = net_->forward(image);
+    sums[0] +=
+        deep_supervision_loss(outputs, downsample_targets(label, outputs), net_->deep_supervision_weights())
+            .item<double>();
+    sums[1] += 1;
+    const torch::Tensor predicted = outputs[0].argmax(1);
+    const torch::Tensor valid = label.ge(0);
+    for (int64_t c = 1; c < classes; ++c) {
+      const torch::Tensor p = predicted.eq(c).logical_and(valid);
+      const torch::Tensor g = label.eq(c);
+      sums[2 + 3 * (c - 1)] += p.logical_and(g).sum().item<double>();
+      sums[3 + 3 * (c - 1)] += p.logical_and(g.logical_not()).sum().item<double>();
+      sums[4 + 3 * (c - 1)] += g.logical_and(p.logical_not()).sum().item<double>();
+    }
+  }
+  comm_.all_reduce_sum(sums);
+  EpochRecord record;
+  record.epoch = epoch;
+  record.val_loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
+  double dice_sum = 0;
+  int counted = 0;
+  for (int64_t c = 1; c < classes; ++c) {
+    const double tp = sums[2 + 3 * (c - 1)], fp = sums[3 + 3 * (c - 1)], fn = sums[4 + 3 * (c - 1)];
+    const double dice = tp + fp + fn > 0 ? 2 * tp / (2 * tp + fp + fn) : std::nan("");
+    record.pseudo_dice.push_back(dice);
+    if (std::isfinite(dice)) dice_sum += dice, ++counted;
+  }
+  record.mean_pseudo_dice = counted ? dice_sum / counted : std::nan("");
+  return record;
+}
+
+void Trainer::finish_epoch(int64_t epoch, double epoch_seconds) {
+  EpochRecord record = validate(epoch);
+  record.train_loss = epoch_steps_ > 0 ? epoch_loss_sum_ / epoch_steps_ : std::nan("");
+  record.learning_rate = learning_rate_for(epoch);
+  record.seconds = epoch_seconds;
+  record.iterations_per_second = epoch_seconds > 0 ? epoch_steps_ / epoch_seconds : 0;
+  record.loader_wait_fraction =
+      epoch_seconds > 0 ? (batches_.wait_seconds() - epoch_wait_start_) / epoch_seconds : 0;
+  record.topology_updates = topology_updates_;
+  history_.push_back(record);
+  epoch_loss_sum_ = 0;
+  epoch_steps_ = 0;
+  epoch_elapsed_ = 0;
+  if (comm_.is_leader()) {
+    spdlog::info(
+        "epoch {}/{}  train {:.4f}  val {:.4f}  pseudo-Dice {:.4f}  lr {:.5f}  {:.2f} it/s  loader-wait "
+        "{:.0f}%",
+        epoch + 1, config_.training.epochs, record.train_loss, record.val_loss, record.mean_pseudo_dice,
+        record.learning_rate, record.iterations_per_second, 100 * record.loader_wait_fraction);
+    write_history();
+  }
+  if (hooks_.on_epoch) hooks_.on_epoch(record);
+}
+
+void Trainer::write_history() const {
+  std::string lines;
+  for (const EpochRecord& r : history_) lines += r.to_json().dump() + "\n";
+  write_file_atomically((std::filesystem::path(job_.out_dir) / "epochs.jsonl").string(), lines);
+}
+
+bool Trainer::checkpoint_due(int64_t epochs_finished) const {
+  if (epochs_finished % config_.training.checkpoint_every_epochs == 0) return true;
+  return seconds_since(last_checkpoint_time_) >= 60.0 * config_.training.checkpoint_every_minutes;
+}
+
+TrainOutcome Trainer::run(int64_t stop_at_iteration) {
+  const int64_t per_epoch = config_.training.iterations_per_epoch;
+  const int64_t end =
+      stop_at_iteration < 0 ? total_iterations() : std::min(stop_at_iteration, total_iterations());
+  auto epoch_start = std::chrono::steady_clock::now();
+  double elapsed_before = epoch_elapsed_;
+  epoch_wait_start_ = batches_.wait_seconds();
+  while (iteration_ < end) {
+    if (stop_requested_ && stop_requested_->load()) {
+      epoch_elapsed_ = elapsed_before + seconds_since(epoch_start);
+      save_checkpoint();
+      return TrainOutcome::Stopped;
+    }
+    const int64_t epoch = iteration_ / per_epoch;
+    for (auto& group : optimizer_->param_groups())
+      static_cast<torch::optim::SGDOptions&>(group.options()).lr(learning_rate_for(epoch));
+    epoch_loss_sum_ += train_step(batches_.train_batch(iteration_));
+    ++epoch_steps_;
+    maybe_update_topology();
+    if (iteration_ % per_epoch == 0) {
+      finish_epoch(epoch, elapsed_before + seconds_since(epoch_start));
+      if (checkpoint_due(epoch + 1) || iteration_ == total_iterations()) save_checkpoint();
+      epoch_start = std::chrono::steady_clock::now();
+      elapsed_before = 0;
+      epoch_wait_start_ = batches_.wait_seconds();
+    }
+  }
+  epoch_elapsed_ = elapsed_before + seconds_since(epoch_start);
+  if (iteration_ >= total_iterations()) {
+    if (comm_.is_leader()) plot_learning_curve(history_, job_.out_dir);
+    return TrainOutcome::Finished;
+  }
+  save_checkpoint();
+  return TrainOutcome::Stopped;
+}
+
+void Trainer::save_checkpoint() {
+  last_checkpoint_time_ = std::chrono::steady_clock::now();
+  if (!comm_.is_leader()) return;
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, optimizer_archive;
+  net_->save(model_archive);
+  optimizer_->save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("topology", tensor_of(dsff_->topology().serialize()));
+  archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
+  std::ostringstream payload;
+  archive.save_to(payload);
+
+  nlohmann::json history = nlohmann::json::array();
+  for (const EpochRecord& r : history_) history.push_back(r.to_json());
+  const nlohmann::json meta = {{"format", kCheckpointFormat},
+                               {"experiment", config_.experiment},
+                               {"config_hash", config_hash(config_)},
+                               {"fold", job_.fold},
+                               {"sparsity", job_.sparsity},
+                               {"seed", job_.seed},
+                               {"iteration", iteration_},
+                               {"total_iterations", total_iterations()},
+                               {"topology_updates", topology_updates_},
+                               {"topology_hash", dsff_->topology().hash_hex()},
+                               {"epoch_loss_sum", epoch_loss_sum_},
+                               {"epoch_steps", epoch_steps_},
+                               {"epoch_elapsed", epoch_elapsed_},
+                               {"history", history}};
+  write_checkpoint_file(checkpoint_path(), meta, payload.str());
+  spdlog::info("checkpoint at iteration {} → {}", iteration_, checkpoint_path());
+  if (hooks_.on_checkpoint) hooks_.on_checkpoint(checkpoint_path(), iteration_);
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  const CheckpointFile file = read_checkpoint_file(path);
+  const nlohmann::json& meta = file.meta;
+  auto mismatch = [&](const std::string& what, const std::string& theirs, const std::string& ours) {
+    return InputError(path + ": checkpoint belongs to another job: " + what + " is " + theirs +
+                      ", this job's is " + ours);
+  };
+  if (meta.value("format", 0) != kCheckpointFormat)
+    throw InputError(path + ": unsupported checkpoint format " +
+                     meta.value("format", nlohmann::json()).dump());
+  if (meta.value("config_hash", "") != config_hash(config_))
+    throw mismatch("the config hash", meta.value("config_hash", "?"), config_hash(config_));
+  if (meta.value("fold", -1) != job_.fold)
+    throw mismatch("fold", meta.value("fold", nlohmann::json()).dump(), std::to_string(job_.fold));
+  if (meta.value("sparsity", -1.0) != job_.sparsity)
+    throw mismatch("sparsity", meta.value("sparsity", nlohmann::json()).dump(),
+                   std::to_string(job_.sparsity));
+  if (meta.value("seed", uint64_t{0}) != job_.seed || !meta.contains("seed"))
+    throw mismatch("seed", meta.value("seed", nlohmann::json()).dump(), std::to_string(job_.seed));
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(file.payload.data(), file.payload.size());
+    torch::serialize::InputArchive model_archive, optimizer_archive;
+    archive.read("model", model_archive);
+    archive.read("optimizer", optimizer_archive);
+    net_->load(model_archive);
+    net_->to(device_);
+    optimizer_->load(optimizer_archive);
+    torch::Tensor topology, rng;
+    archive.read("topology", topology);
+    archive.read("rng_cpu", rng);
+    dsff_->set_topology(Topology::deserialize(bytes_of(topology)));
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    generator.set_state(rng);
+  } catch (const c10::Error& e) {
+    throw InputError(path + ": checkpoint payload does not fit this model: " + e.what_without_backtrace());
+  } catch (const std::invalid_argument& e) {
+    throw InputError(path + ": checkpoint topology does not fit this model: " + e.what());
+  }
+  iteration_ = meta.at("iteration");
+  topology_updates_ = meta.at("topology_updates");
+  epoch_loss_sum_ = meta.at("epoch_loss_sum");
+  epoch_steps_ = meta.at("epoch_steps");
+  epoch_elapsed_ = meta.at("epoch_elapsed");
+  history_.clear();
+  for (const auto& r : meta.at("history")) history_.push_back(EpochRecord::from_json(r));
+  if (dsff_->topology().hash_hex() != meta.value("topology_hash", ""))
+    throw InputError(path + ": checkpoint topology hash does not match its header");
+  if (comm_.is_leader()) {
+    write_history();
+    spdlog::info("resumed {} at iteration {} of {}", path, iteration_, total_iterations());
+  }
+}
+
+}  // namespace e2e
