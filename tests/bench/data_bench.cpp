@@ -1,0 +1,159 @@
+// Data pipeline benchmarks. Run: build/tests/bench/data_bench [--benchmark_filter=Loader]
+#include <benchmark/benchmark.h>
+
+#include <memory>
+
+#include "data/augment.hpp"
+#include "data/loader.hpp"
+#include "tests/data/sampling_fixtures.hpp"
+
+namespace {
+
+// ---- Loader (patch sampling + moreDA augmentation + loader), on a 160×192×192 one-channel case ----
+
+const e2e::Shape3 kBenchPatch{128, 128, 128};
+
+std::shared_ptr<const e2e::PreprocessedCase> bench_case() {
+  static const std::shared_ptr<const e2e::PreprocessedCase> c =
+      e2e::testing::make_case("bench", {160, 192, 192}, 1, 7);
+  return c;
+}
+
+// Fully augmented 1×128³ patches per second: the default moreDA pipeline (with its probabilities), batch 2,
+// deep-supervision targets at 1/2 … 1/16.
+void BM_LoaderThroughput(benchmark::State& state) {
+  auto source = std::make_shared<e2e::MemoryCaseSource>(
+      std::vector<std::shared_ptr<const e2e::PreprocessedCase>>{bench_case()});
+  e2e::LoaderOptions options;
+  options.patch_size = kBenchPatch;
+  options.global_batch_size = 2;
+  options.threads = static_cast<int>(state.range(0));
+  for (int64_t f : {2, 4, 8, 16}) options.target_shapes.push_back({128 / f, 128 / f, 128 / f});
+  e2e::BatchLoader loader(source, options);
+  int64_t patches = 0;
+  for (auto _ : state) {
+    const e2e::Batch batch = loader.next();
+    benchmark::DoNotOptimize(batch.image.data());
+    patches += batch.size;
+  }
+  state.counters["patches_per_s"] =
+      benchmark::Counter(static_cast<double>(patches), benchmark::Counter::kIsRate);
+  state.counters["wait_fraction"] = loader.stats().wait_fraction();
+}
+BENCHMARK(BM_LoaderThroughput)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(8.0);
+
+// The same pipeline with every transform forced on (p = 1 everywhere): the worst case per patch.
+void BM_AugmentEverything(benchmark::State& state) {
+  e2e::AugmentOptions options;
+  options.rotation_probability = options.scale_probability = 1.0;
+  options.noise_probability = options.blur_probability = options.blur_channel_probability = 1.0;
+  options.brightness_probability = options.contrast_probability = 1.0;
+  options.low_resolution_probability = options.low_resolution_channel_probability = 1.0;
+  options.inverted_gamma_probability = options.gamma_probability = 1.0;
+  std::vector<float> image(e2e::voxel_count(kBenchPatch));
+  std::vector<int16_t> label(image.size());
+  const e2e::PatchRef out{image.data(), label.data(), 1, kBenchPatch};
+  int64_t sample = 0;
+  for (auto _ : state) {
+    const e2e::DrawKey key{1, 0, 0, sample++};
+    e2e::augment_patch(*bench_case(), {16, 32, 32}, options, e2e::draw_augmentation(options, key, 1, false),
+                       key, out);
+    benchmark::DoNotOptimize(image.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AugmentEverything)->Unit(benchmark::kMillisecond);
+
+// ---- One transform at a time on a 1×128³ patch ----
+
+struct BenchPatch {
+  std::vector<float> image;
+  std::vector<int16_t> label;
+  e2e::PatchRef ref;
+  BenchPatch() : image(e2e::voxel_count(kBenchPatch)), label(image.size()) {
+    ref = {image.data(), label.data(), 1, kBenchPatch};
+    e2e::crop_case(*bench_case(), {16, 32, 32}, ref);
+  }
+};
+
+template <typename Transform>
+void run_transform(benchmark::State& state, Transform transform) {
+  BenchPatch patch;
+  for (auto _ : state) {
+    transform(patch.ref);
+    benchmark::DoNotOptimize(patch.image.data());
+    benchmark::DoNotOptimize(patch.label.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_TransformCrop(benchmark::State& state) {
+  run_transform(state, [](const e2e::PatchRef& p) { e2e::crop_case(*bench_case(), {16, 32, 32}, p); });
+}
+void BM_TransformSpatial(benchmark::State& state) {
+  const auto interpolation =
+      state.range(0) ? e2e::LabelInterpolation::kLinear : e2e::LabelInterpolation::kNearest;
+  const e2e::Affine3 m = e2e::rotation_scale({15.0, -20.0, 10.0}, 1.1, false);
+  run_transform(state, [&](const e2e::PatchRef& p) {
+    e2e::spatial_transform(*bench_case(), {16, 32, 32}, m, interpolation, p);
+  });
+}
+void BM_TransformNoise(benchmark::State& state) {
+  e2e::Rng rng(1);
+  run_transform(state,
+                [&](const e2e::PatchRef& p) { e2e::add_gaussian_noise(p.image, p.voxels(), 0.05, rng); });
+}
+void BM_TransformBlur(benchmark::State& state) {
+  run_transform(state, [](const e2e::PatchRef& p) { e2e::gaussian_blur(p.image, p.shape, 1.0); });
+}
+void BM_TransformBrightness(benchmark::State& state) {
+  run_transform(state, [](const e2e::PatchRef& p) { e2e::scale_intensity(p.image, p.voxels(), 1.0001); });
+}
+void BM_TransformContrast(benchmark::State& state) {
+  run_transform(state, [](const e2e::PatchRef& p) { e2e::adjust_contrast(p.image, p.voxels(), 1.0001); });
+}
+void BM_TransformLowResolution(benchmark::State& state) {
+  run_transform(state,
+                [](const e2e::PatchRef& p) { e2e::simulate_low_resolution(p.image, p.shape, 0.75, false); });
+}
+void BM_TransformInvertedGamma(benchmark::State& state) {
+  run_transform(state,
+                [](const e2e::PatchRef& p) { e2e::apply_gamma(p.image, p.voxels(), 1.2, true, true); });
+}
+void BM_TransformGamma(benchmark::State& state) {
+  run_transform(state,
+                [](const e2e::PatchRef& p) { e2e::apply_gamma(p.image, p.voxels(), 1.2, false, true); });
+}
+void BM_TransformMirror(benchmark::State& state) {
+  run_transform(state, [](const e2e::PatchRef& p) { e2e::mirror(p, {true, true, true}); });
+}
+void BM_TransformIgnoreToBackground(benchmark::State& state) {
+  run_transform(state, [](const e2e::PatchRef& p) { e2e::replace_label(p.label, p.voxels(), -1, 0); });
+}
+void BM_TransformDeepSupervisionTargets(benchmark::State& state) {
+  std::vector<std::vector<int16_t>> targets;
+  for (int64_t f : {2, 4, 8, 16}) targets.emplace_back(e2e::voxel_count({128 / f, 128 / f, 128 / f}));
+  run_transform(state, [&](const e2e::PatchRef& p) {
+    int64_t f = 2;
+    for (auto& t : targets) {
+      e2e::downsample_nearest(p.label, p.shape, t.data(), {128 / f, 128 / f, 128 / f});
+      f *= 2;
+    }
+  });
+}
+BENCHMARK(BM_TransformCrop)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformSpatial)->ArgName("linear_labels")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformNoise)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformBlur)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformBrightness)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformContrast)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformLowResolution)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformInvertedGamma)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformGamma)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformMirror)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformIgnoreToBackground)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TransformDeepSupervisionTargets)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
