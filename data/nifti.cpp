@@ -389,6 +389,11 @@ NiftiGeometry read_nifti_geometry(const std::string& path) {
   return geometry_of(*open_header(path));
 }
 
+NiftiHeader read_nifti_header(const std::string& path) {
+  const ImagePtr image = open_header(path);
+  return {geometry_of(*image), channels_of(*image), nifti_datatype_string(image->datatype)};
+}
+
 NiftiImage read_nifti(const std::string& path) {
   ImagePtr image = open_header(path);
   load_data(*image, path);

@@ -47,6 +47,14 @@ NiftiImage read_nifti(const std::string& path);
 Volume<int16_t> read_nifti_labels(const std::string& path, NiftiGeometry* geometry = nullptr);
 NiftiGeometry read_nifti_geometry(const std::string& path);  // header only
 
+// Header-only facts beyond the grid.
+struct NiftiHeader {
+  NiftiGeometry geometry;
+  int64_t channels = 1;  // product of dim[4..7]
+  std::string datatype;  // "INT16", "FLOAT32", …
+};
+NiftiHeader read_nifti_header(const std::string& path);
+
 // .nii or .nii.gz by extension; written atomically (temporary name, then rename).
 // Images are stored as float32, labels as uint8 when all values fit, else int16. The geometry gives the
 // header (its shape must be the volume's or all zero); the volume's own spacing is not used. Files with a
