@@ -89,6 +89,8 @@ class Trainer {
 
   void save_checkpoint();
   void load_checkpoint(const std::string& path);
+  // Collective: throws TrainingError on every rank unless all ranks hold the same DSFF topology.
+  void verify_topology_across_ranks();
 
  private:
   double learning_rate_for(int64_t epoch) const;
@@ -96,7 +98,6 @@ class Trainer {
   void reduce_gradients();
   void maybe_update_topology();
   void synchronize_initial_state();
-  void verify_topology_across_ranks();
   EpochRecord validate(int64_t epoch);
   void finish_epoch(int64_t epoch, double epoch_seconds);
   void write_history() const;

@@ -6,55 +6,13 @@
 #include <filesystem>
 #include <fstream>
 
-#include "model/rng.hpp"
+#include "blob_batches.hpp"
 #include "worker/checkpoint.hpp"
 
 namespace e2e {
 namespace {
 
 using ::testing::HasSubstr;
-
-// Deterministic blobs: batch i is a pure function of (i, kind), like the real loader.
-class BlobBatches : public BatchSource {
- public:
-  explicit BlobBatches(Int3 patch, int64_t batch = 2) : patch_(patch), batch_(batch) {}
-  TrainingBatch train_batch(int64_t iteration) override {
-    return make(mix_seed({1, static_cast<uint64_t>(iteration)}));
-  }
-  TrainingBatch validation_batch(int64_t epoch, int64_t index) override {
-    return make(mix_seed({2, static_cast<uint64_t>(epoch), static_cast<uint64_t>(index)}));
-  }
-  int64_t poison_at = -1;  // a batch of NaNs at this iteration
-
- private:
-  TrainingBatch make(uint64_t seed) {
-    std::mt19937_64 gen(seed);
-    auto uniform = [&](double lo, double hi) {
-      return lo + (hi - lo) * static_cast<double>(gen() >> 11) / 9007199254740992.0;
-    };
-    torch::Tensor z = torch::arange(patch_[0]).view({-1, 1, 1}).to(torch::kFloat32);
-    torch::Tensor y = torch::arange(patch_[1]).view({1, -1, 1}).to(torch::kFloat32);
-    torch::Tensor x = torch::arange(patch_[2]).view({1, 1, -1}).to(torch::kFloat32);
-    std::vector<torch::Tensor> labels;
-    for (int64_t b = 0; b < batch_; ++b) {
-      torch::Tensor label = torch::zeros({patch_[0], patch_[1], patch_[2]}, torch::kLong);
-      for (int cls = 1; cls <= 2; ++cls) {
-        const double cz = uniform(2, patch_[0] - 2), cy = uniform(3, patch_[1] - 3),
-                     cx = uniform(3, patch_[2] - 3);
-        torch::Tensor inside = ((z - cz).pow(2) / 9 + (y - cy).pow(2) / 16 + (x - cx).pow(2) / 16) <= 1;
-        label.masked_fill_(inside, cls);
-      }
-      labels.push_back(label);
-    }
-    torch::Tensor label = torch::stack(labels);
-    torch::Tensor noise = torch::empty(label.sizes());
-    float* data = noise.data_ptr<float>();
-    for (int64_t i = 0; i < noise.numel(); ++i) data[i] = static_cast<float>(uniform(-0.3, 0.3));
-    return {(label.to(torch::kFloat32) + noise).unsqueeze(1), label};
-  }
-  Int3 patch_;
-  int64_t batch_;
-};
 
 class TrainerTest : public ::testing::Test {
  protected:
