@@ -54,33 +54,44 @@ std::vector<Structure> structures_of(const EvaluationOptions& options) {
   return structures;
 }
 
-// Bounding box of every label value, in the reference and in the prediction.
+// Bounding box of every label some structure uses, in the reference and in the prediction.
 struct LabelBoxes {
+  std::vector<int> slot_of_label = std::vector<int>(kLabelValues, -1);  // by label_slot(label)
   std::vector<Box> gt;
   std::vector<Box> pred;
+
+  Box union_of(int label) const {
+    const int slot = slot_of_label[label_slot(label)];
+    return Box::merge(gt[slot], pred[slot]);
+  }
 };
 
-void add_label_boxes(const LabelMap& map, const std::vector<uint8_t>& wanted, std::vector<Box>& boxes) {
+void add_label_boxes(const LabelMap& map, const std::vector<int>& slot_of_label, std::vector<Box>& boxes) {
   const Shape3& s = map.shape;
   const int16_t* voxel = map.voxels.data();
   for (int64_t z = 0; z < s[0]; ++z) {
     for (int64_t y = 0; y < s[1]; ++y) {
       for (int64_t x = 0; x < s[2]; ++x, ++voxel) {
-        const std::size_t slot = label_slot(*voxel);
-        if (wanted[slot]) boxes[slot].include(z, y, x);
+        const int slot = slot_of_label[label_slot(*voxel)];
+        if (slot >= 0) boxes[slot].include(z, y, x);
       }
     }
   }
 }
 
 LabelBoxes label_boxes(const LabelMap& gt, const LabelMap& pred, const std::vector<Structure>& structures) {
-  std::vector<uint8_t> wanted(kLabelValues, 0);
+  LabelBoxes boxes;
+  int slots = 0;
   for (const Structure& s : structures) {
-    for (int label : s.labels) wanted[label_slot(label)] = 1;
+    for (int label : s.labels) {
+      int& slot = boxes.slot_of_label[label_slot(label)];
+      if (slot < 0) slot = slots++;
+    }
   }
-  LabelBoxes boxes{std::vector<Box>(kLabelValues), std::vector<Box>(kLabelValues)};
-  add_label_boxes(gt, wanted, boxes.gt);
-  add_label_boxes(pred, wanted, boxes.pred);
+  boxes.gt.resize(slots);
+  boxes.pred.resize(slots);
+  add_label_boxes(gt, boxes.slot_of_label, boxes.gt);
+  add_label_boxes(pred, boxes.slot_of_label, boxes.pred);
   return boxes;
 }
 
@@ -109,7 +120,7 @@ StructureMetrics evaluate_structure(const LabelMap& gt, const LabelMap& pred, co
   std::vector<uint8_t> member(kLabelValues, 0);
   for (int label : structure.labels) {
     member[label_slot(label)] = 1;
-    box = Box::merge(box, Box::merge(boxes.gt[label_slot(label)], boxes.pred[label_slot(label)]));
+    box = Box::merge(box, boxes.union_of(label));
   }
   if (box.empty()) {  // absent from both: not scored
     result.dice = result.nsd = result.hd = kNaN;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 namespace e2e {
@@ -26,21 +27,37 @@ Box Box::merge(const Box& a, const Box& b) {
   return merged;
 }
 
+namespace {
+
+// First and last x with a[x] | b[x] non-zero in a row of n voxels; false if there is none. Whole rows of
+// background (most of a large volume) are skipped eight bytes at a time.
+bool row_extent(const uint8_t* a, const uint8_t* b, int64_t n, int64_t& first, int64_t& last) {
+  int64_t x = 0;
+  for (; x + 8 <= n; x += 8) {
+    uint64_t wa, wb;
+    std::memcpy(&wa, a + x, 8);
+    std::memcpy(&wb, b + x, 8);
+    if (wa | wb) break;
+  }
+  for (; x < n && !(a[x] | b[x]); ++x) {
+  }
+  if (x == n) return false;
+  first = x;
+  last = n - 1;
+  while (!(a[last] | b[last])) --last;
+  return true;
+}
+
+}  // namespace
+
 Box union_bounding_box(const Mask& a, const Mask& b) {
   Box box;
   const Shape3& s = a.shape;
   for (int64_t z = 0; z < s[0]; ++z) {
     for (int64_t y = 0; y < s[1]; ++y) {
       const int64_t row = a.index(z, y, 0);
-      int64_t first = -1;
-      int64_t last = -1;
-      for (int64_t x = 0; x < s[2]; ++x) {
-        if (a.voxels[row + x] || b.voxels[row + x]) {
-          if (first < 0) first = x;
-          last = x;
-        }
-      }
-      if (first >= 0) {
+      int64_t first = 0, last = 0;
+      if (row_extent(a.voxels.data() + row, b.voxels.data() + row, s[2], first, last)) {
         box.include(z, y, first);
         box.include(z, y, last);
       }

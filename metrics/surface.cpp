@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <future>
 #include <limits>
 #include <stdexcept>
 
@@ -13,6 +15,8 @@ namespace {
 
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// Grids at least this large compute the two directions concurrently.
+constexpr int64_t kParallelGridPoints = int64_t{1} << 18;
 
 // Copy of the box's voxels (as 0/1) inside a zero frame one voxel wide on every side.
 std::vector<uint8_t> padded_crop(const Mask& mask, const Box& box, const Shape3& padded) {
@@ -83,20 +87,22 @@ std::vector<uint8_t> border_flags(const std::vector<uint8_t>& codes) {
   return flags;
 }
 
-// mask AND NOT (6-connected erosion), with everything outside the mask's grid counted as background.
-std::vector<uint8_t> boundary_voxels(const Mask& mask) {
-  const Shape3& s = mask.shape;
-  std::vector<uint8_t> boundary(mask.voxels.size(), 0);
-  const auto inside = [&](int64_t z, int64_t y, int64_t x) {
-    return mask.contains(z, y, x) && mask.at(z, y, x) != 0;
-  };
-  for (int64_t z = 0; z < s[0]; ++z) {
-    for (int64_t y = 0; y < s[1]; ++y) {
-      for (int64_t x = 0; x < s[2]; ++x) {
-        if (!inside(z, y, x)) continue;
-        const bool interior = inside(z - 1, y, x) && inside(z + 1, y, x) && inside(z, y - 1, x) &&
-                              inside(z, y + 1, x) && inside(z, y, x - 1) && inside(z, y, x + 1);
-        boundary[mask.index(z, y, x)] = !interior;
+// Over the box's voxels: mask AND NOT its 6-connected erosion, everything outside the box counting as
+// background (which changes nothing when the box contains the mask).
+std::vector<uint8_t> boundary_voxels(const Mask& mask, const Box& box) {
+  const Shape3 size = box.shape();
+  const Shape3 padded{size[0] + 2, size[1] + 2, size[2] + 2};
+  const std::vector<uint8_t> p = padded_crop(mask, box, padded);
+  const int64_t dz = padded[1] * padded[2];
+  const int64_t dy = padded[2];
+  std::vector<uint8_t> boundary(static_cast<std::size_t>(voxel_count(size)));
+  uint8_t* out = boundary.data();
+  for (int64_t z = 1; z <= size[0]; ++z) {
+    for (int64_t y = 1; y <= size[1]; ++y) {
+      const uint8_t* v = p.data() + z * dz + y * dy + 1;
+      for (int64_t x = 0; x < size[2]; ++x) {
+        const bool interior = v[x - dz] & v[x + dz] & v[x - dy] & v[x + dy] & v[x - 1] & v[x + 1];
+        *out++ = v[x] & !interior;
       }
     }
   }
@@ -111,6 +117,19 @@ std::vector<double> collect_boundary_distances(const std::vector<uint8_t>& bound
   }
   std::sort(distances.begin(), distances.end());
   return distances;
+}
+
+// Runs the two (independent) directions of a metric; large grids on two threads.
+template <typename First, typename Second>
+void both_directions(int64_t grid_points, First first, Second second) {
+  if (grid_points < kParallelGridPoints) {
+    first();
+    second();
+    return;
+  }
+  auto pending = std::async(std::launch::async, first);
+  second();
+  pending.get();
 }
 
 double total_area(const std::vector<Surfel>& surfels) {
@@ -204,13 +223,14 @@ SurfaceDistances compute_surface_distances(const Mask& gt, const Mask& pred) {
   const std::vector<uint8_t> pred_codes = neighbour_codes(pred, box, corners);
   const std::array<double, 256> areas = surfel_area_table(gt.spacing);
 
+  const auto direction = [&](const std::vector<uint8_t>& from_codes, const std::vector<uint8_t>& to_codes) {
+    return collect_surfels(from_codes, squared_distances_to(border_flags(to_codes), corners, gt.spacing),
+                           areas);
+  };
   SurfaceDistances result;
-  {
-    const std::vector<double> to_pred = squared_distances_to(border_flags(pred_codes), corners, gt.spacing);
-    result.gt_to_pred = collect_surfels(gt_codes, to_pred, areas);
-  }
-  const std::vector<double> to_gt = squared_distances_to(border_flags(gt_codes), corners, gt.spacing);
-  result.pred_to_gt = collect_surfels(pred_codes, to_gt, areas);
+  both_directions(
+      voxel_count(corners), [&] { result.gt_to_pred = direction(gt_codes, pred_codes); },
+      [&] { result.pred_to_gt = direction(pred_codes, gt_codes); });
   return result;
 }
 
@@ -219,13 +239,15 @@ BoundaryDistances compute_boundary_distances(const Mask& gt, const Mask& pred) {
   const Box box = union_bounding_box(gt, pred);
   if (box.empty()) return {};
   // Cropping to the union's box changes neither boundary: outside it both masks are background anyway.
-  const std::vector<uint8_t> gt_boundary = boundary_voxels(crop(gt, box));
-  const std::vector<uint8_t> pred_boundary = boundary_voxels(crop(pred, box));
+  const std::vector<uint8_t> gt_boundary = boundary_voxels(gt, box);
+  const std::vector<uint8_t> pred_boundary = boundary_voxels(pred, box);
+  const auto direction = [&](const std::vector<uint8_t>& from, const std::vector<uint8_t>& to) {
+    return collect_boundary_distances(from, squared_distances_to(to, box.shape(), gt.spacing));
+  };
   BoundaryDistances result;
-  result.gt_to_pred =
-      collect_boundary_distances(gt_boundary, squared_distances_to(pred_boundary, box.shape(), gt.spacing));
-  result.pred_to_gt =
-      collect_boundary_distances(pred_boundary, squared_distances_to(gt_boundary, box.shape(), gt.spacing));
+  both_directions(
+      voxel_count(box.shape()), [&] { result.gt_to_pred = direction(gt_boundary, pred_boundary); },
+      [&] { result.pred_to_gt = direction(pred_boundary, gt_boundary); });
   return result;
 }
 
