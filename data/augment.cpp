@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace e2e {
 
@@ -27,14 +28,27 @@ struct SourcePoint {
   float fraction[3];
 };
 
+inline int64_t floor_to_int(double v) {
+  const auto i = static_cast<int64_t>(v);
+  return i - (v < static_cast<double>(i));  // std::floor is a libm call without SSE4.1
+}
+
 inline SourcePoint source_point(const double* s) {
   SourcePoint p;
   for (int d = 0; d < 3; ++d) {
-    const double f = std::floor(s[d]);
-    p.base[d] = static_cast<int64_t>(f);
-    p.fraction[d] = static_cast<float>(s[d] - f);
+    p.base[d] = floor_to_int(s[d]);
+    p.fraction[d] = static_cast<float>(s[d] - static_cast<double>(p.base[d]));
   }
   return p;
+}
+
+// Four floats as one vector (GCC/Clang vector extension: SSE on x86-64, NEON on ARM).
+using Float4 = float __attribute__((vector_size(16)));
+
+inline Float4 load4(const float* p) {
+  Float4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
 }
 
 // Cubic sample; `inside` means all 4×4×4 taps lie in the volume.
@@ -43,17 +57,18 @@ float cubic_sample(const float* volume, const Shape3& shape, const SourcePoint& 
   const int64_t plane = shape[1] * shape[2];
   const int64_t row = shape[2];
   if (inside) {
+    // Weighted sum of the 16 rows of 4 taps (y weights, then z weights), then the x weights.
     const float* origin = volume + (p.base[0] - 1) * plane + (p.base[1] - 1) * row + (p.base[2] - 1);
-    float sum = 0.0f;
+    Float4 rows = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int a = 0; a < 4; ++a) {
-      float plane_sum = 0.0f;
-      for (int b = 0; b < 4; ++b) {
-        const float* r = origin + a * plane + b * row;
-        plane_sum += w[1][b] * (w[2][0] * r[0] + w[2][1] * r[1] + w[2][2] * r[2] + w[2][3] * r[3]);
-      }
-      sum += w[0][a] * plane_sum;
+      const float* q = origin + a * plane;
+      const Float4 plane_rows = w[1][0] * load4(q) + w[1][1] * load4(q + row) + w[1][2] * load4(q + 2 * row) +
+                                w[1][3] * load4(q + 3 * row);
+      rows += w[0][a] * plane_rows;
     }
-    return sum;
+    const Float4 x_weights = {w[2][0], w[2][1], w[2][2], w[2][3]};
+    rows *= x_weights;
+    return rows[0] + rows[1] + rows[2] + rows[3];
   }
   float sum = 0.0f;
   for (int a = 0; a < 4; ++a) {
@@ -80,34 +95,53 @@ inline int16_t label_at(const Volume<int16_t>& label, int64_t z, int64_t y, int6
   return label.contains(z, y, x) ? label.at(z, y, x) : int16_t{-1};
 }
 
+// The 8 labels around p (−1 outside the case), corner k = (dz, dy, dx) bits (4, 2, 1).
+inline void corner_labels(const Volume<int16_t>& label, const SourcePoint& p, int16_t* values) {
+  const Shape3& shape = label.shape;
+  if (p.base[0] >= 0 && p.base[1] >= 0 && p.base[2] >= 0 && p.base[0] + 1 < shape[0] &&
+      p.base[1] + 1 < shape[1] && p.base[2] + 1 < shape[2]) {
+    const int64_t plane = shape[1] * shape[2];
+    const int16_t* q = label.voxels.data() + label.index(p.base[0], p.base[1], p.base[2]);
+    const int64_t offsets[8] = {0,     1,         shape[2],         shape[2] + 1,
+                                plane, plane + 1, plane + shape[2], plane + shape[2] + 1};
+    for (int k = 0; k < 8; ++k) values[k] = q[offsets[k]];
+    return;
+  }
+  for (int k = 0; k < 8; ++k)
+    values[k] = label_at(label, p.base[0] + (k >> 2), p.base[1] + ((k >> 1) & 1), p.base[2] + (k & 1));
+}
+
 // Per-label linear: the label with the largest summed trilinear weight (ties → larger value).
 int16_t linear_label(const Volume<int16_t>& label, const SourcePoint& p) {
+  int16_t corners[8];
+  corner_labels(label, p, corners);
+  bool uniform = true;
+  for (int k = 1; k < 8; ++k) uniform = uniform && corners[k] == corners[0];
+  if (uniform) return corners[0];
   int16_t values[8];
   float weights[8];
   int distinct = 0;
-  for (int corner = 0; corner < 8; ++corner) {
-    const int dz = corner >> 2, dy = (corner >> 1) & 1, dx = corner & 1;
-    const float w = (dz ? p.fraction[0] : 1.0f - p.fraction[0]) *
-                    (dy ? p.fraction[1] : 1.0f - p.fraction[1]) * (dx ? p.fraction[2] : 1.0f - p.fraction[2]);
-    const int16_t v = label_at(label, p.base[0] + dz, p.base[1] + dy, p.base[2] + dx);
-    int k = 0;
-    while (k < distinct && values[k] != v) ++k;
-    if (k == distinct) {
-      values[distinct] = v;
+  for (int k = 0; k < 8; ++k) {
+    const float w = ((k >> 2) ? p.fraction[0] : 1.0f - p.fraction[0]) *
+                    (((k >> 1) & 1) ? p.fraction[1] : 1.0f - p.fraction[1]) *
+                    ((k & 1) ? p.fraction[2] : 1.0f - p.fraction[2]);
+    int i = 0;
+    while (i < distinct && values[i] != corners[k]) ++i;
+    if (i == distinct) {
+      values[distinct] = corners[k];
       weights[distinct++] = 0.0f;
     }
-    weights[k] += w;
+    weights[i] += w;
   }
   int best = 0;
-  for (int k = 1; k < distinct; ++k) {
-    if (weights[k] > weights[best] || (weights[k] == weights[best] && values[k] > values[best])) best = k;
+  for (int i = 1; i < distinct; ++i) {
+    if (weights[i] > weights[best] || (weights[i] == weights[best] && values[i] > values[best])) best = i;
   }
   return values[best];
 }
 
 int16_t nearest_label(const Volume<int16_t>& label, const double* s) {
-  return label_at(label, static_cast<int64_t>(std::floor(s[0] + 0.5)),
-                  static_cast<int64_t>(std::floor(s[1] + 0.5)), static_cast<int64_t>(std::floor(s[2] + 0.5)));
+  return label_at(label, floor_to_int(s[0] + 0.5), floor_to_int(s[1] + 0.5), floor_to_int(s[2] + 0.5));
 }
 
 // Mirror ("reflect") boundary: … c b a | a b c … d | d c b …
@@ -140,6 +174,20 @@ struct AxisFilter {
 // out (outer × filter_length × inner) = filter applied along the middle axis of in (outer × length × inner).
 void apply_axis_filter(const float* in, const AxisView& v, const AxisFilter& filter, int64_t out_length,
                        float* out) {
+  if (v.inner == 1) {  // along rows: one short dot product per output voxel
+    for (int64_t o = 0; o < v.outer; ++o) {
+      const float* in_line = in + o * v.length;
+      float* out_line = out + o * out_length;
+      for (int64_t j = 0; j < out_length; ++j) {
+        const int64_t* index = filter.index.data() + j * filter.taps;
+        const float* weight = filter.weight.data() + j * filter.taps;
+        float sum = 0.0f;
+        for (int k = 0; k < filter.taps; ++k) sum += weight[k] * in_line[index[k]];
+        out_line[j] = sum;
+      }
+    }
+    return;
+  }
   for (int64_t o = 0; o < v.outer; ++o) {
     const float* in_block = in + o * v.length * v.inner;
     float* out_block = out + o * out_length * v.inner;
@@ -396,48 +444,66 @@ Affine3 rotation_scale(const std::array<double, 3>& rotation_deg, double scale, 
   return m;
 }
 
+namespace {
+
+// One output row (z, y) of the spatial transform.
+void transform_row(const PreprocessedCase& c, const Int3& patch_lo, const Affine3& m, const double* centre,
+                   LabelInterpolation label_interpolation, const PatchRef& out, int64_t z, int64_t y) {
+  const Shape3& source_shape = c.label.shape;
+  const double offset[2] = {z - centre[0], y - centre[1]};
+  double row_start[3];
+  for (int d = 0; d < 3; ++d) {
+    row_start[d] = patch_lo[d] + centre[d] + m[d][0] * offset[0] + m[d][1] * offset[1] - m[d][2] * centre[2];
+  }
+  const int64_t voxels = out.voxels();
+  const int64_t row_index = (z * out.shape[1] + y) * out.shape[2];
+  for (int64_t x = 0; x < out.shape[2]; ++x) {
+    const double s[3] = {row_start[0] + m[0][2] * x, row_start[1] + m[1][2] * x, row_start[2] + m[2][2] * x};
+    const SourcePoint p = source_point(s);
+    float w[3][4];
+    for (int d = 0; d < 3; ++d) cubic_weights(p.fraction[d], w[d]);
+    const bool inside = p.base[0] >= 1 && p.base[1] >= 1 && p.base[2] >= 1 &&
+                        p.base[0] + 2 < source_shape[0] && p.base[1] + 2 < source_shape[1] &&
+                        p.base[2] + 2 < source_shape[2];
+    for (int64_t ch = 0; ch < out.channels; ++ch) {
+      out.image[ch * voxels + row_index + x] = cubic_sample(c.image.channel(ch), source_shape, p, w, inside);
+    }
+    out.label[row_index + x] = label_interpolation == LabelInterpolation::kLinear ? linear_label(c.label, p)
+                                                                                  : nearest_label(c.label, s);
+  }
+}
+
+}  // namespace
+
 void spatial_transform(const PreprocessedCase& c, const Int3& patch_lo, const Affine3& m,
                        LabelInterpolation label_interpolation, const PatchRef& out) {
-  const Shape3& source_shape = c.label.shape;
-  std::array<double, 3> centre;
+  double centre[3];
   for (int d = 0; d < 3; ++d) centre[d] = (out.shape[d] - 1) / 2.0;
-  const int64_t voxels = out.voxels();
-  int64_t index = 0;
-  for (int64_t z = 0; z < out.shape[0]; ++z) {
-    for (int64_t y = 0; y < out.shape[1]; ++y) {
-      const double offset[2] = {z - centre[0], y - centre[1]};
-      double row_start[3];
-      for (int d = 0; d < 3; ++d) {
-        row_start[d] =
-            patch_lo[d] + centre[d] + m[d][0] * offset[0] + m[d][1] * offset[1] - m[d][2] * centre[2];
-      }
-      for (int64_t x = 0; x < out.shape[2]; ++x, ++index) {
-        const double s[3] = {row_start[0] + m[0][2] * x, row_start[1] + m[1][2] * x,
-                             row_start[2] + m[2][2] * x};
-        const SourcePoint p = source_point(s);
-        float w[3][4];
-        for (int d = 0; d < 3; ++d) cubic_weights(p.fraction[d], w[d]);
-        const bool inside = p.base[0] >= 1 && p.base[1] >= 1 && p.base[2] >= 1 &&
-                            p.base[0] + 2 < source_shape[0] && p.base[1] + 2 < source_shape[1] &&
-                            p.base[2] + 2 < source_shape[2];
-        for (int64_t ch = 0; ch < out.channels; ++ch) {
-          out.image[ch * voxels + index] = cubic_sample(c.image.channel(ch), source_shape, p, w, inside);
+  // Output rows in 8×8 tiles of (z, y): the source voxels a tile reads stay in cache while it reuses them.
+  constexpr int64_t kTile = 8;
+  for (int64_t z0 = 0; z0 < out.shape[0]; z0 += kTile) {
+    for (int64_t y0 = 0; y0 < out.shape[1]; y0 += kTile) {
+      for (int64_t z = z0; z < std::min(z0 + kTile, out.shape[0]); ++z) {
+        for (int64_t y = y0; y < std::min(y0 + kTile, out.shape[1]); ++y) {
+          transform_row(c, patch_lo, m, centre, label_interpolation, out, z, y);
         }
-        out.label[index] = label_interpolation == LabelInterpolation::kLinear ? linear_label(c.label, p)
-                                                                              : nearest_label(c.label, s);
       }
     }
   }
 }
 
 void add_gaussian_noise(float* channel, int64_t n, double std, Rng& rng) {
-  int64_t i = 0;
-  for (; i + 1 < n; i += 2) {
-    const auto pair = rng.normal_pair();
-    channel[i] += static_cast<float>(std * pair[0]);
-    channel[i + 1] += static_cast<float>(std * pair[1]);
+  // Box–Muller in float, two 24-bit uniforms from each 64-bit draw: noise needs no more precision.
+  const float scale = static_cast<float>(std);
+  for (int64_t i = 0; i < n; i += 2) {
+    const uint64_t bits = rng.next_u64();
+    const float u1 = static_cast<float>((bits >> 40) + 1) * 0x1.0p-24f;  // (0, 1]
+    const float u2 = static_cast<float>((bits >> 8) & 0xffffff) * 0x1.0p-24f;
+    const float radius = scale * std::sqrt(-2.0f * std::log(u1));
+    const float angle = 6.28318530718f * u2;
+    channel[i] += radius * std::cos(angle);
+    if (i + 1 < n) channel[i + 1] += radius * std::sin(angle);
   }
-  if (i < n) channel[i] += static_cast<float>(std * rng.normal_pair()[0]);
 }
 
 void gaussian_blur(float* channel, const Shape3& shape, double sigma) {
