@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <future>
 #include <limits>
 #include <stdexcept>
@@ -58,8 +57,8 @@ bool is_border(uint8_t code) {
   return code != 0 && code != 255;
 }
 
-// Squared distance (mm²) from every grid point to the nearest flagged point; nullopt-like empty vector when
-// nothing is flagged (every distance is then +inf).
+// Squared distance (mm²) from every grid point to the nearest flagged point; an empty vector when nothing is
+// flagged (every distance is then +inf).
 std::vector<double> squared_distances_to(const std::vector<uint8_t>& flags, const Shape3& shape,
                                          const Spacing3& spacing) {
   if (std::none_of(flags.begin(), flags.end(), [](uint8_t f) { return f != 0; })) return {};
