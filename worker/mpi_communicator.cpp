@@ -4,6 +4,10 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#ifdef E2E_HAVE_NCCL
+#include "worker/nccl_communicator.hpp"
+#endif
+
 namespace e2e {
 
 namespace {
@@ -49,6 +53,32 @@ void in_chunks(int64_t count, std::size_t element_size, char* data, Fn fn) {
 }
 
 }  // namespace
+
+bool nccl_available() {
+#ifdef E2E_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> make_job_communicator(MPI_Comm group) {
+  int size = 1;
+  MPI_Comm_size(group, &size);
+  if (size == 1) return std::make_unique<SingleProcessCommunicator>();
+#ifdef E2E_HAVE_NCCL
+  if (torch::cuda::is_available()) {
+    int local_rank = 0;
+    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"})
+      if (const char* value = std::getenv(name)) {
+        local_rank = std::atoi(value);
+        break;
+      }
+    return std::make_unique<NcclCommunicator>(group, local_rank % static_cast<int>(torch::cuda::device_count()));
+  }
+#endif
+  return std::make_unique<MpiCommunicator>(group);
+}
 
 void ensure_mpi_initialized() {
   int initialized = 0;

@@ -3,6 +3,8 @@
 
 #include <mpi.h>
 
+#include <memory>
+
 #include "worker/communicator.hpp"
 
 namespace e2e {
@@ -31,6 +33,11 @@ class MpiCommunicator : public Communicator {
   int rank_ = 0;
   int size_ = 1;
 };
+
+// The communicator of one job's rank group: NCCL on CUDA when this build has it and a GPU is present
+// (one GPU per rank, chosen by local rank), MPI on CPU otherwise; a group of one gets the no-op backend.
+std::unique_ptr<Communicator> make_job_communicator(MPI_Comm group);
+bool nccl_available();
 
 // MPI_Init_thread on first use (MPI_THREAD_MULTIPLE wanted: loader threads never call MPI, but the status
 // server and the coordinator may); MPI_Finalize at exit when we initialized it.
