@@ -31,6 +31,13 @@ double source_coordinate(int64_t out, int64_t in_len, int64_t out_len) {
   return (static_cast<double>(out) + 0.5) * zoom - 0.5;
 }
 
+// numpy.round: halves go to the even neighbour.
+int64_t round_half_even(double v) {
+  const double r = std::round(v);
+  if (std::fabs(v - std::trunc(v)) == 0.5) return static_cast<int64_t>(2.0 * std::round(v / 2.0));
+  return static_cast<int64_t>(r);
+}
+
 int64_t clamp_index(int64_t i, int64_t len) {
   return std::min(std::max<int64_t>(i, 0), len - 1);
 }
@@ -299,7 +306,7 @@ void paint_label(const Volume<int16_t>& labels, int16_t value, const Box& box, c
 Shape3 resampled_shape(const Shape3& shape, const Spacing3& spacing, const Spacing3& target) {
   Shape3 out;
   for (int a = 0; a < 3; ++a)
-    out[a] = std::max<int64_t>(1, std::llround(spacing[a] / target[a] * static_cast<double>(shape[a])));
+    out[a] = std::max<int64_t>(1, round_half_even(spacing[a] / target[a] * static_cast<double>(shape[a])));
   return out;
 }
 

@@ -16,7 +16,7 @@ enum class Interpolation { Nearest, Linear, Cubic };
 // A spacing counts as anisotropic when max/min exceeds this.
 constexpr double kAnisotropyThreshold = 3.0;
 
-// round(spacing / target · shape) per axis, at least 1.
+// round(spacing / target · shape) per axis (halves to even, as numpy), at least 1.
 Shape3 resampled_shape(const Shape3& shape, const Spacing3& spacing, const Spacing3& target);
 
 // nnU-Net's choice of the axis resampled separately: when the source spacing (else the target spacing) is

@@ -65,6 +65,8 @@ TEST(Resample, ResizeScalesTheSpacing) {
 TEST(Resample, ResampledShapeRoundsSpacingRatioTimesShape) {
   EXPECT_EQ(resampled_shape({10, 20, 30}, {2.5, 1.0, 0.8}, {1.0, 1.5, 0.8}), (Shape3{25, 13, 30}));
   EXPECT_EQ(resampled_shape({1, 1, 1}, {1.0, 1.0, 1.0}, {5.0, 5.0, 5.0}), (Shape3{1, 1, 1}));
+  EXPECT_EQ(resampled_shape({5, 7, 181}, {1.0, 1.0, 1.0}, {2.0, 2.0, 2.0}),
+            (Shape3{2, 4, 90}));  // numpy.round
 }
 
 TEST(Resample, SeparateAxisFollowsTheAnisotropyRule) {
