@@ -371,7 +371,7 @@ CropBox bounding_box(const Volume<uint8_t>& mask) {
   return box;
 }
 
-CroppedCase crop_case(RawCaseData raw, const std::vector<std::string>& image_files) {
+CroppedCase crop_to_nonzero(RawCaseData raw, const std::vector<std::string>& image_files) {
   MultiVolume<float>& image = raw.image;
   const auto file_of = [&](int64_t channel) {
     const std::size_t i = image_files.size() == static_cast<std::size_t>(image.channels) ? channel : 0;

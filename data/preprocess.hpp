@@ -108,7 +108,7 @@ struct CroppedCase {
 // Zeroes non-finite voxels, crops to the non-zero region and marks the label's outside as −1. A case without
 // a label gets one of 0 inside and −1 outside. Throws InputError naming `image_files` when a channel has no
 // finite voxel or the whole image is zero.
-CroppedCase crop_case(RawCaseData raw, const std::vector<std::string>& image_files);
+CroppedCase crop_to_nonzero(RawCaseData raw, const std::vector<std::string>& image_files);
 
 // Per channel, the intensities of a seeded random 10 % of the foreground voxels (label > 0), at most
 // kMaxIntensitySamplesPerCase: the fingerprint's sample of this case.

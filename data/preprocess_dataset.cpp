@@ -296,7 +296,7 @@ struct FingerprintPart {
 };
 
 CroppedCase load_and_crop(const RawDataset& dataset, const RawCase& raw) {
-  return crop_case(load_raw_case(dataset, raw), raw.image_files);
+  return crop_to_nonzero(load_raw_case(dataset, raw), raw.image_files);
 }
 
 Fingerprint compute_fingerprint(const RawDataset& dataset, int workers) {

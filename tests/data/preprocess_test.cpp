@@ -156,7 +156,7 @@ TEST(Preprocess, CropMarksTheOutsideOfTheNonzeroRegion) {
   raw.image.channel(0)[(2 * 8 + 4) * 8 + 4] = std::nanf("");  // NaN becomes 0 (inside: a filled hole)
   raw.label.at(3, 4, 4) = 1;
   raw.label.at(0, 0, 0) = 2;  // outside the box: cropped away, as in nnU-Net
-  const CroppedCase c = crop_case(raw, {"img.nii.gz"});
+  const CroppedCase c = crop_to_nonzero(raw, {"img.nii.gz"});
   EXPECT_EQ(c.crop.begin, (Int3{1, 3, 2}));
   EXPECT_EQ(c.crop.end, (Int3{5, 6, 7}));
   EXPECT_EQ(c.image.shape, (Shape3{4, 3, 5}));
@@ -168,7 +168,7 @@ TEST(Preprocess, CropMarksTheOutsideOfTheNonzeroRegion) {
   RawCaseData ring = raw_case({5, 5, 5});
   for (int64_t y = 0; y < 5; ++y) ring.image.channel(0)[(2 * 5 + y) * 5 + 0] = 1.0f;  // an L shape
   for (int64_t x = 0; x < 5; ++x) ring.image.channel(0)[(2 * 5 + 4) * 5 + x] = 1.0f;
-  const CroppedCase l = crop_case(ring, {"img.nii.gz"});
+  const CroppedCase l = crop_to_nonzero(ring, {"img.nii.gz"});
   EXPECT_EQ(l.label.shape, (Shape3{1, 5, 5}));
   EXPECT_EQ(std::count(l.label.voxels.begin(), l.label.voxels.end(), -1), 16);
 }
@@ -176,11 +176,11 @@ TEST(Preprocess, CropMarksTheOutsideOfTheNonzeroRegion) {
 TEST(Preprocess, CropRejectsNanAndZeroImagesNamingTheFile) {
   RawCaseData nan = raw_case({3, 3, 3});
   std::fill(nan.image.voxels.begin(), nan.image.voxels.end(), std::nanf(""));
-  EXPECT_THAT([&] { crop_case(nan, {"/d/imagesTr/a.nii.gz"}); },
+  EXPECT_THAT([&] { crop_to_nonzero(nan, {"/d/imagesTr/a.nii.gz"}); },
               ::testing::ThrowsMessage<InputError>(AllOf(HasSubstr("a.nii.gz"), HasSubstr("NaN"))));
   EXPECT_THAT(
       [&] {
-        crop_case(raw_case({3, 3, 3}), {"/d/imagesTr/b.nii.gz"});
+        crop_to_nonzero(raw_case({3, 3, 3}), {"/d/imagesTr/b.nii.gz"});
       },
       ::testing::ThrowsMessage<InputError>(AllOf(HasSubstr("b.nii.gz"), HasSubstr("every voxel is zero"))));
 }
