@@ -596,17 +596,21 @@ void write_case_files(const fs::path& folder, const SyntheticOptions& options, i
 }
 
 // Cases are independent: workers take the next index until all are written or one fails.
-void write_cases(const fs::path& folder, const SyntheticOptions& options, int threads) {
+void write_cases(const fs::path& folder, const SyntheticOptions& options, int threads,
+                 const SyntheticProgress& progress) {
   std::atomic<int64_t> next{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;
-  std::mutex error_mutex;
+  std::mutex mutex;  // guards error, done and progress calls
+  int64_t done = 0;
   auto work = [&] {
     for (int64_t i = next++; i < options.cases && !failed; i = next++) {
       try {
         write_case_files(folder, options, i);
+        const std::lock_guard<std::mutex> lock(mutex);
+        if (progress) progress(++done, options.cases);
       } catch (...) {
-        const std::lock_guard<std::mutex> lock(error_mutex);
+        const std::lock_guard<std::mutex> lock(mutex);
         if (!error) error = std::current_exception();
         failed = true;
       }
@@ -743,7 +747,7 @@ SyntheticCase make_synthetic_case(const SyntheticOptions& options, int64_t index
 }
 
 void write_synthetic_dataset(const std::string& out_dir, const SyntheticOptions& options, bool force,
-                             int threads) {
+                             int threads, const SyntheticProgress& progress) {
   options.validate();
   const fs::path target = normalized_target(out_dir);
   check_output_folder(target, force);
@@ -756,7 +760,7 @@ void write_synthetic_dataset(const std::string& out_dir, const SyntheticOptions&
     fs::create_directories(temporary / "labelsTr");
     const int workers =
         threads > 0 ? threads : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 2u));
-    write_cases(temporary, options, std::min<int>(workers, static_cast<int>(options.cases)));
+    write_cases(temporary, options, std::min<int>(workers, static_cast<int>(options.cases)), progress);
     std::ofstream json_file(temporary / "dataset.json");
     json_file << dataset_json(options).dump(4) << "\n";
     json_file.close();

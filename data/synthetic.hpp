@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,10 @@ SyntheticCase make_synthetic_case(const SyntheticOptions& options, int64_t index
 // Writes an MSD-format dataset (dataset.json, imagesTr/, labelsTr/; one 4D image per case when channels > 1)
 // into a temporary folder next to `out_dir` and renames it into place. An existing non-empty `out_dir` is an
 // InputError unless `force` is set, and even then it must be a dataset folder (hold a dataset.json).
-// `threads` <= 0 uses up to 2 threads.
+// `threads` <= 0 uses up to 2 threads. `progress(done, total)` is called after each case (from one thread at
+// a time).
+using SyntheticProgress = std::function<void(int64_t done, int64_t total)>;
 void write_synthetic_dataset(const std::string& out_dir, const SyntheticOptions& options, bool force,
-                             int threads = 0);
+                             int threads = 0, const SyntheticProgress& progress = {});
 
 }  // namespace e2e

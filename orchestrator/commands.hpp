@@ -7,5 +7,6 @@ namespace e2e {
 
 void add_count_command(CLI::App& app);
 void add_preprocess_command(CLI::App& app);
+void add_synth_command(CLI::App& app);
 
 }  // namespace e2e

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "e2e 0.1.0");
   e2e::add_count_command(app);
   e2e::add_preprocess_command(app);
+  e2e::add_synth_command(app);
 
   std::string known;
   bool found = false;

@@ -1,10 +1,14 @@
 // Data pipeline benchmarks. Run: build/tests/bench/data_bench [--benchmark_filter=Loader]
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <memory>
 
 #include "data/augment.hpp"
 #include "data/loader.hpp"
+#include "data/nifti.hpp"
+#include "data/synthetic.hpp"
 #include "tests/data/sampling_fixtures.hpp"
 
 namespace {
@@ -153,6 +157,76 @@ BENCHMARK(BM_TransformGamma)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TransformMirror)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TransformIgnoreToBackground)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TransformDeepSupervisionTargets)->Unit(benchmark::kMillisecond);
+
+// ---- NIfTI I/O and the synthetic dataset (dataio) ----
+
+// A scratch folder removed when the benchmark binary exits.
+struct ScratchFolder {
+  std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("e2e_data_bench_" + std::to_string(::getpid()));
+  ScratchFolder() { std::filesystem::create_directories(path); }
+  ~ScratchFolder() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
+
+const std::filesystem::path& bench_folder() {
+  static const ScratchFolder folder;
+  return folder.path;
+}
+
+// A 64×160×160 float volume (the size toolchain.md measured) with some structure, so gzip has work to do.
+const e2e::Volume<float>& nifti_bench_volume() {
+  static const e2e::Volume<float> v = [] {
+    e2e::Volume<float> out({64, 160, 160}, {2.0, 0.8, 0.8});
+    for (int64_t i = 0; i < out.size(); ++i)
+      out.voxels[i] = static_cast<float>((i * 7919) % 2000) * 0.5f - 300.0f;
+    return out;
+  }();
+  return v;
+}
+
+std::string nifti_bench_path(int64_t gzip) {
+  return (bench_folder() / (gzip ? "v.nii.gz" : "v.nii")).string();
+}
+
+void BM_NiftiWrite(benchmark::State& state) {
+  const e2e::NiftiGeometry g = e2e::make_nifti_geometry({64, 160, 160}, {2.0, 0.8, 0.8});
+  for (auto _ : state) e2e::write_nifti(nifti_bench_path(state.range(0)), nifti_bench_volume(), g);
+  state.SetBytesProcessed(state.iterations() * nifti_bench_volume().size() * 4);
+}
+BENCHMARK(BM_NiftiWrite)->ArgName("gzip")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+void BM_NiftiRead(benchmark::State& state) {
+  const std::string path = nifti_bench_path(state.range(0));
+  e2e::write_nifti(path, nifti_bench_volume(), e2e::make_nifti_geometry({64, 160, 160}, {2.0, 0.8, 0.8}));
+  for (auto _ : state) benchmark::DoNotOptimize(e2e::read_nifti(path).data.voxels.data());
+  state.SetBytesProcessed(state.iterations() * nifti_bench_volume().size() * 4);
+}
+BENCHMARK(BM_NiftiRead)->ArgName("gzip")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+// One default synthetic case (32×64×64, 3 classes, CT) in memory.
+void BM_SyntheticCase(benchmark::State& state) {
+  const e2e::SyntheticOptions options;
+  int64_t index = 0;
+  for (auto _ : state)
+    benchmark::DoNotOptimize(e2e::make_synthetic_case(options, index++).image.voxels.data());
+}
+BENCHMARK(BM_SyntheticCase)->Unit(benchmark::kMillisecond);
+
+// The default 10-case dataset written to disk (what `e2e synth --out DIR` does), with 1 or 2 threads.
+void BM_SyntheticDataset(benchmark::State& state) {
+  const std::string out = (bench_folder() / "synthetic").string();
+  for (auto _ : state)
+    e2e::write_synthetic_dataset(out, e2e::SyntheticOptions{}, true, static_cast<int>(state.range(0)));
+}
+BENCHMARK(BM_SyntheticDataset)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 
