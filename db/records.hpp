@@ -1,0 +1,154 @@
+// Plain values read from and written to the experiment store.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/topology.hpp"
+
+namespace e2e {
+
+enum class JobStatus { Pending, Running, Done, Failed, Preempted, Interrupted };
+enum class EventKind { Started, Checkpointed, Preempted, Retried, Failed, Resumed, Interrupted, Done };
+enum class MaskKind { Final, Periodic };
+
+std::string to_string(JobStatus status);
+std::string to_string(EventKind kind);
+std::string to_string(MaskKind kind);
+// Throw ConfigError naming `what` and listing the accepted values.
+JobStatus parse_job_status(const std::string& text, const std::string& what = "status");
+EventKind parse_event_kind(const std::string& text, const std::string& what = "event kind");
+MaskKind parse_mask_kind(const std::string& text, const std::string& what = "mask kind");
+
+// UTC, millisecond precision: "2024-05-01T12:34:56.789Z" (sorts as text).
+std::string utc_now();
+
+struct ExperimentInfo {
+  std::string name;
+  std::string config_json;
+  std::string config_hash;
+  std::string dataset_fingerprint;
+  std::string code_version;
+};
+
+struct Experiment : ExperimentInfo {
+  int64_t id = 0;
+  std::string created_at;
+  std::string updated_at;
+};
+
+struct SplitEntry {
+  int fold = 0;
+  std::string case_id;
+  std::string role;  // train | val
+};
+
+// The cells of a sweep: every (fold, sparsity, seed).
+struct JobGrid {
+  std::vector<int> folds;
+  std::vector<double> sparsities;
+  std::vector<uint64_t> seeds;
+  int max_attempts = 3;
+};
+
+// SHA-256 of (experiment, fold, sparsity, seed, config hash): the job's identity across relaunches.
+std::string job_key(const std::string& experiment, int fold, double sparsity, uint64_t seed,
+                    const std::string& config_hash);
+
+struct Checkpoint {
+  std::string path;
+  std::string sha256;
+  int64_t iteration = 0;
+};
+
+struct Job {
+  int64_t id = 0;
+  std::string key;
+  int64_t experiment_id = 0;
+  std::string experiment;
+  std::string config_hash;
+  int fold = 0;
+  double sparsity = 0;
+  uint64_t seed = 0;
+  JobStatus status = JobStatus::Pending;
+  int attempts = 0;
+  int max_attempts = 1;
+  std::optional<int> worker_group;
+  std::string node;
+  std::string created_at;
+  std::string started_at;
+  std::string finished_at;
+  std::string heartbeat_at;
+  std::string error;
+  std::optional<Checkpoint> checkpoint;
+
+  // A failed job with attempts left is retried; without, it has failed for good.
+  bool failed_for_good() const { return status == JobStatus::Failed && attempts >= max_attempts; }
+};
+
+// What a worker group needs to run a claimed job.
+struct ClaimedJob {
+  Job job;
+  std::string config_json;
+  JobStatus previous_status = JobStatus::Pending;
+  bool resume() const { return job.checkpoint.has_value(); }
+};
+
+struct Event {
+  int64_t id = 0;
+  int64_t job_id = 0;
+  std::string time;
+  EventKind kind = EventKind::Started;
+  std::string message;
+};
+
+struct EpochRow {
+  int64_t epoch = 0;
+  double train_loss = 0;
+  double val_loss = 0;
+  std::vector<double> pseudo_dice;  // per foreground class
+  double mean_pseudo_dice = 0;
+  double learning_rate = 0;
+  double seconds = 0;
+  double loader_wait_fraction = 0;
+};
+
+// One class (or region) of one validation case. NaN = not scored (absent from both maps); HD95 may be +inf.
+struct CaseMetricRow {
+  std::string case_id;
+  std::string structure;
+  bool is_region = false;
+  double dice = 0;
+  double nsd = 0;
+  double nsd_tolerance_mm = 0;
+  double hd95 = 0;
+  std::string hd_variant;
+};
+
+struct ResultSummary {
+  double mean_dice = 0;  // fractions in [0, 1], as the metrics produce them
+  double mean_nsd = 0;
+  double mean_hd95 = 0;
+  int64_t params = 0;
+  double flops = 0;
+  std::array<int64_t, 3> patch{0, 0, 0};
+  std::string metrics_json = "{}";  // the full evaluation report, free-form
+};
+
+struct MaskSnapshot {
+  int64_t step = 0;  // topology update index (or iteration) at which the masks were taken
+  MaskKind kind = MaskKind::Final;
+  Topology topology;
+};
+
+// A finished job: written in one transaction, which also marks the job done.
+struct JobResult {
+  ResultSummary summary;
+  std::vector<CaseMetricRow> case_metrics;
+  std::optional<MaskSnapshot> final_masks;
+};
+
+}  // namespace e2e

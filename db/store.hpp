@@ -1,0 +1,110 @@
+// The experiment store's writer. The coordinator is the only writer of a store; workers never open it (they
+// send their progress over MPI, or write result bundles that `e2e db import` ingests).
+//
+// Journal modes: WAL (the default) lets readers (`e2e db …`, `e2e status`) query while the sweep writes. WAL
+// needs shared memory between processes on one host, which network filesystems (NFS, Lustre, GPFS) often do
+// not provide: there, use JournalMode::Rollback (store.wal: false in the config), or keep the store on a
+// node-local disk and copy it to shared storage.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "db/records.hpp"
+#include "db/sqlite.hpp"
+
+namespace e2e {
+
+struct StoreConfig;
+class StoreReader;
+
+enum class JournalMode { Wal, Rollback };
+
+struct StoreOptions {
+  JournalMode journal = JournalMode::Wal;
+  int busy_timeout_ms = 10000;
+  // Run PRAGMA quick_check before the first write to an existing store, so that a corrupt file is refused
+  // untouched (costs a read of the whole file).
+  bool verify_existing = true;
+
+  static StoreOptions from_config(const StoreConfig& config);
+};
+
+struct EnumerateResult {
+  std::vector<int64_t> job_ids;  // every job of the grid, in (sparsity, fold, seed) order
+  int64_t created = 0;           // how many were new
+};
+
+struct FailureOutcome {
+  int attempts = 0;
+  int max_attempts = 0;
+  bool will_retry = false;
+};
+
+class Store {
+ public:
+  // Opens or creates the store and migrates it to the current schema. A file that is not an e2e store, is
+  // corrupt, or comes from a newer schema is refused with an InputError and left byte-identical.
+  explicit Store(const std::string& path, StoreOptions options = {});
+
+  const std::string& path() const { return db_->path(); }
+  Database& database() { return *db_; }
+  // Queries over this connection (sees this writer's own uncommitted-free state).
+  StoreReader reader() const;
+
+  // Inserts the experiment, or returns the existing one's id. The same name with another config hash is an
+  // InputError unless allow_config_change (then the stored config is replaced; old jobs keep their keys).
+  int64_t upsert_experiment(const ExperimentInfo& info, bool allow_config_change = false);
+  void record_splits(int64_t experiment_id, const std::vector<SplitEntry>& splits);
+
+  // Idempotent: every (fold, sparsity, seed) gets one job; existing jobs are kept as they are.
+  EnumerateResult enumerate_jobs(int64_t experiment_id, const JobGrid& grid);
+
+  // At coordinator start: every `running` job becomes `interrupted` (with an event). Returns how many.
+  int64_t recover_interrupted();
+
+  // Hands the next runnable job to a worker group in one transaction: pending, interrupted and preempted jobs
+  // first-come, then failed jobs with attempts left (a retry). nullopt when nothing is runnable.
+  // experiment_id 0 claims from every experiment.
+  std::optional<ClaimedJob> claim_next(int64_t experiment_id, int worker_group, const std::string& node = "");
+
+  // Transitions of a running job. Each throws StoreError if the job is not running.
+  void mark_running(int64_t job_id, const std::string& node);  // the group leader reports its host
+  void heartbeat(int64_t job_id);
+  void mark_checkpointed(int64_t job_id, const Checkpoint& checkpoint);
+  void mark_preempted(int64_t job_id, const std::string& message = "");  // no attempt used
+  // attempts + 1; runnable again (retry) while attempts < max_attempts, else failed for good.
+  FailureOutcome mark_failed(int64_t job_id, const std::string& reason);
+  void mark_done(int64_t job_id);
+
+  // Re-recording an epoch replaces it (a resumed job rewrites its tail). Also a heartbeat.
+  void record_epoch(int64_t job_id, const EpochRow& epoch);
+  void record_epochs(int64_t job_id, const std::vector<EpochRow>& epochs);  // one transaction
+  void record_case_metrics(int64_t job_id, const std::vector<CaseMetricRow>& rows);
+  void record_masks(int64_t job_id, const MaskSnapshot& masks);
+  void add_event(int64_t job_id, EventKind kind, const std::string& message = "");
+
+  // Result, case metrics, final masks, status done and a `done` event, in one transaction. The job must be
+  // running (or already done: the result is replaced).
+  void record_result(int64_t job_id, const JobResult& result);
+
+  Job job(int64_t job_id) const;
+
+ private:
+  void configure(const StoreOptions& options);
+  void transition(int64_t job_id, const char* sql_set, EventKind kind, const std::string& message);
+  void insert_epoch(int64_t job_id, const EpochRow& epoch);
+  void insert_case_metrics(int64_t job_id, const std::vector<CaseMetricRow>& rows);
+  void insert_masks(int64_t job_id, const MaskSnapshot& masks);
+  void insert_result(int64_t job_id, const ResultSummary& summary);
+  void insert_event(int64_t job_id, EventKind kind, const std::string& message, const std::string& time);
+  JobStatus status_of(int64_t job_id);
+
+  std::shared_ptr<Database> db_;
+
+  friend class BundleImporter;
+};
+
+}  // namespace e2e
