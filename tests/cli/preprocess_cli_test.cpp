@@ -1,0 +1,79 @@
+// e2e preprocess as a user runs it: on a synthetic dataset, again (reused), and on bad input (exit code 2).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+struct Result {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+Result run_e2e(const std::string& args) {
+  const std::string command = std::string(E2E_EXE) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer{};
+  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+class PreprocessCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("e2e_preprocess_cli_" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  std::string path(const std::string& name) const { return (root_ / name).string(); }
+  fs::path root_;
+};
+
+TEST_F(PreprocessCli, WritesThenReusesTheStore) {
+  const Result synth = run_e2e("synth --out " + path("raw") + " --cases 5 --shape 16,32,32");
+  ASSERT_EQ(synth.exit_code, 0) << synth.output;
+  const std::string args = "preprocess --dataset " + path("raw") + " --out " + path("out") + " --workers 2";
+  const Result first = run_e2e(args);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, HasSubstr("[5/5]"));
+  for (const char* name : {"cases.h5", "plan.json", "fingerprint.json", "splits_final.json"})
+    EXPECT_TRUE(fs::exists(path("out/") + name)) << name;
+  const nlohmann::json splits = nlohmann::json::parse(std::ifstream(path("out/splits_final.json")));
+  EXPECT_EQ(splits.size(), 5u);
+
+  const Result second = run_e2e(args);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("up to date"));
+}
+
+TEST_F(PreprocessCli, BadInputExitsWithCode2AndNamesTheProblem) {
+  const Result missing = run_e2e("preprocess --dataset " + path("nowhere") + " --out " + path("out"));
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_THAT(missing.output, HasSubstr(path("nowhere")));
+  EXPECT_FALSE(fs::exists(path("out")));
+  const Result workers =
+      run_e2e("preprocess --dataset " + path("raw") + " --out " + path("out") + " --workers -1");
+  EXPECT_EQ(workers.exit_code, 2) << workers.output;
+}
+
+TEST(PreprocessCliHelp, DescribesTheOptions) {
+  const Result help = run_e2e("preprocess --help");
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* option : {"--dataset", "--out", "--config", "--workers", "--splits", "--compress"})
+    EXPECT_THAT(help.output, HasSubstr(option));
+}
+
+}  // namespace
