@@ -6,8 +6,11 @@
 #include <memory>
 
 #include "data/augment.hpp"
+#include "data/case_store.hpp"
 #include "data/loader.hpp"
 #include "data/nifti.hpp"
+#include "data/preprocess.hpp"
+#include "data/resample.hpp"
 #include "data/synthetic.hpp"
 #include "tests/data/sampling_fixtures.hpp"
 
@@ -227,6 +230,108 @@ BENCHMARK(BM_SyntheticDataset)
     ->Arg(2)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// ---- Preprocessing of one synthetic 1×128×256×256 CT case (1.6×0.8×0.8 mm → 2×1×1 mm) ----
+
+struct PreprocessBench {
+  e2e::CroppedCase cropped;
+  e2e::Plan plan;
+  e2e::PreprocessedCase result;
+  e2e::CaseMeta meta;
+};
+
+const PreprocessBench& preprocess_bench() {
+  static const PreprocessBench bench = [] {
+    e2e::SyntheticOptions options;
+    options.cases = 1;
+    options.shape = {128, 256, 256};
+    options.spacing = {1.6, 0.8, 0.8};
+    options.spacing_jitter = 0.0;
+    e2e::SyntheticCase synthetic = e2e::make_synthetic_case(options, 0);
+    e2e::RawCaseData raw{synthetic.id, std::move(synthetic.image), std::move(synthetic.label),
+                         synthetic.geometry};
+    PreprocessBench b;
+    b.cropped = e2e::crop_to_nonzero(std::move(raw), {"bench.nii.gz"});
+    e2e::Fingerprint fingerprint;
+    fingerprint.channel_names = {"CT"};
+    fingerprint.labels = {{0, "background"}, {1, "organ"}, {2, "paired"}};
+    std::vector<float> samples = e2e::foreground_samples(b.cropped, 1)[0];
+    fingerprint.intensity = {e2e::intensity_stats(samples)};
+    fingerprint.cases = {
+        {b.cropped.id, b.cropped.geometry.spacing, b.cropped.geometry.shape, b.cropped.image.shape}};
+    e2e::Config config;
+    config.data.target_spacing = e2e::Spacing3{2.0, 1.0, 1.0};
+    b.plan = e2e::make_plan(fingerprint, config);
+    b.result = e2e::preprocess_case(b.cropped, b.plan, &b.meta);
+    return b;
+  }();
+  return bench;
+}
+
+void BM_PreprocessResampleImage(benchmark::State& state) {
+  const PreprocessBench& b = preprocess_bench();
+  e2e::MultiVolume<float> image = b.cropped.image;
+  image.spacing = b.cropped.geometry.spacing;
+  for (auto _ : state)
+    benchmark::DoNotOptimize(e2e::resample_image(image, b.plan.target_spacing).voxels.data());
+}
+BENCHMARK(BM_PreprocessResampleImage)->Unit(benchmark::kMillisecond);
+
+void BM_PreprocessResampleLabels(benchmark::State& state) {
+  const PreprocessBench& b = preprocess_bench();
+  e2e::Volume<int16_t> label = b.cropped.label;
+  label.spacing = b.cropped.geometry.spacing;
+  for (auto _ : state)
+    benchmark::DoNotOptimize(e2e::resample_labels(label, b.plan.target_spacing).voxels.data());
+}
+BENCHMARK(BM_PreprocessResampleLabels)->Unit(benchmark::kMillisecond);
+
+void BM_PreprocessNormalize(benchmark::State& state) {
+  const PreprocessBench& b = preprocess_bench();
+  e2e::MultiVolume<float> image = b.result.image;
+  for (auto _ : state) {
+    e2e::normalize(image, b.result.label, b.plan);
+    benchmark::DoNotOptimize(image.voxels.data());
+  }
+}
+BENCHMARK(BM_PreprocessNormalize)->Unit(benchmark::kMillisecond);
+
+// Store write of the preprocessed case (≈102×205×205), raw (0) or gzip + shuffle (1).
+void BM_PreprocessStoreWrite(benchmark::State& state) {
+  const PreprocessBench& b = preprocess_bench();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("e2e_bench_store_" + std::to_string(::getpid()) + ".h5"))
+          .string();
+  for (auto _ : state) {
+    e2e::CaseStoreWriter writer(path, {state.range(0) != 0, {64, 64, 64}});
+    writer.write_case(b.result, b.meta);
+    writer.close();
+  }
+  state.counters["MB"] = static_cast<double>(std::filesystem::file_size(path)) / 1e6;
+  std::filesystem::remove(path);
+}
+BENCHMARK(BM_PreprocessStoreWrite)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+// The whole per-case step as e2e preprocess runs it on one worker: resample image and labels, normalize,
+// foreground locations, then the store write (uncompressed).
+void BM_PreprocessCaseEndToEnd(benchmark::State& state) {
+  const PreprocessBench& b = preprocess_bench();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("e2e_bench_case_" + std::to_string(::getpid()) + ".h5"))
+          .string();
+  for (auto _ : state) {
+    state.PauseTiming();
+    e2e::CroppedCase input = b.cropped;
+    state.ResumeTiming();
+    e2e::CaseMeta meta;
+    const e2e::PreprocessedCase result = e2e::preprocess_case(std::move(input), b.plan, &meta);
+    e2e::CaseStoreWriter writer(path, {false, {64, 64, 64}});
+    writer.write_case(result, meta);
+    writer.close();
+  }
+  std::filesystem::remove(path);
+}
+BENCHMARK(BM_PreprocessCaseEndToEnd)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
