@@ -6,8 +6,9 @@
 namespace e2e {
 
 void add_count_command(CLI::App& app);
-void add_evaluate_command(CLI::App& app);
 void add_preprocess_command(CLI::App& app);
+void add_evaluate_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 }  // namespace e2e

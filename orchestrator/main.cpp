@@ -20,9 +20,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "e2e 0.1.0");
   e2e::add_count_command(app);
-  e2e::add_evaluate_command(app);
   e2e::add_preprocess_command(app);
+  e2e::add_evaluate_command(app);
   e2e::add_synth_command(app);
+  e2e::add_train_command(app);
 
   std::string known;
   bool found = false;
@@ -42,6 +43,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a command's own exit code (e.g. 3 = preempted)
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitUsage;

@@ -74,7 +74,8 @@ std::unique_ptr<Communicator> make_job_communicator(MPI_Comm group) {
         local_rank = std::atoi(value);
         break;
       }
-    return std::make_unique<NcclCommunicator>(group, local_rank % static_cast<int>(torch::cuda::device_count()));
+    return std::make_unique<NcclCommunicator>(group,
+                                              local_rank % static_cast<int>(torch::cuda::device_count()));
   }
 #endif
   return std::make_unique<MpiCommunicator>(group);

@@ -14,14 +14,22 @@ namespace {
 
 ncclDataType_t nccl_type(torch::ScalarType type) {
   switch (type) {
-    case torch::kFloat32: return ncclFloat32;
-    case torch::kFloat64: return ncclFloat64;
-    case torch::kFloat16: return ncclFloat16;
-    case torch::kBFloat16: return ncclBfloat16;
-    case torch::kInt32: return ncclInt32;
-    case torch::kInt64: return ncclInt64;
-    case torch::kUInt8: return ncclUint8;
-    default: throw std::invalid_argument(std::string("NCCL communicator: unsupported dtype ") + c10::toString(type));
+    case torch::kFloat32:
+      return ncclFloat32;
+    case torch::kFloat64:
+      return ncclFloat64;
+    case torch::kFloat16:
+      return ncclFloat16;
+    case torch::kBFloat16:
+      return ncclBfloat16;
+    case torch::kInt32:
+      return ncclInt32;
+    case torch::kInt64:
+      return ncclInt64;
+    case torch::kUInt8:
+      return ncclUint8;
+    default:
+      throw std::invalid_argument(std::string("NCCL communicator: unsupported dtype ") + c10::toString(type));
   }
 }
 
@@ -58,8 +66,7 @@ NcclCommunicator::NcclCommunicator(MPI_Comm group, int cuda_device, std::chrono:
 
 NcclCommunicator::~NcclCommunicator() {
   if (!state_->comm) return;
-  if (state_->aborted)
-    return;
+  if (state_->aborted) return;
   ncclCommFinalize(state_->comm);
   ncclCommDestroy(state_->comm);
 }
@@ -72,7 +79,8 @@ void NcclCommunicator::wait_for_completion(const char* what) {
     if (async != ncclSuccess && async != ncclInProgress) {
       ncclCommAbort(state_->comm);
       state_->aborted = true;
-      throw TrainingError(std::string(what) + " failed: " + ncclGetErrorString(async) + " (communicator aborted)");
+      throw TrainingError(std::string(what) + " failed: " + ncclGetErrorString(async) +
+                          " (communicator aborted)");
     }
     if (async == ncclSuccess && cudaStreamQuery(state_->stream) == cudaSuccess) return;
     if (std::chrono::steady_clock::now() > deadline) {

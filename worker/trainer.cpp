@@ -205,8 +205,12 @@ double Trainer::train_step(const TrainingBatch& batch) {
     loss =
         deep_supervision_loss(outputs, downsample_targets(label, outputs), net_->deep_supervision_weights());
   }
-  std::vector<double> value{loss.item<double>()};
+  // One small collective per step carries the loss and whether any rank was asked to stop, so that all
+  // ranks stop after the same iteration.
+  const bool stop_here = stop_requested_ && stop_requested_->load();
+  std::vector<double> value{loss.item<double>(), stop_here ? 1.0 : 0.0};
   comm_.all_reduce_sum(value);
+  stop_agreed_ = value[1] > 0;
   if (!std::isfinite(value[0]))
     throw TrainingError("non-finite training loss at iteration " + std::to_string(iteration_ + 1) +
                         "; the last good checkpoint is kept in " + job_.out_dir);
@@ -318,11 +322,6 @@ TrainOutcome Trainer::run(int64_t stop_at_iteration) {
   double elapsed_before = epoch_elapsed_;
   epoch_wait_start_ = batches_.wait_seconds();
   while (iteration_ < end) {
-    if (stop_requested_ && stop_requested_->load()) {
-      epoch_elapsed_ = elapsed_before + seconds_since(epoch_start);
-      save_checkpoint();
-      return TrainOutcome::Stopped;
-    }
     const int64_t epoch = iteration_ / per_epoch;
     for (auto& group : optimizer_->param_groups())
       static_cast<torch::optim::SGDOptions&>(group.options()).lr(learning_rate_for(epoch));
@@ -335,6 +334,11 @@ TrainOutcome Trainer::run(int64_t stop_at_iteration) {
       epoch_start = std::chrono::steady_clock::now();
       elapsed_before = 0;
       epoch_wait_start_ = batches_.wait_seconds();
+    }
+    if (stop_agreed_ && iteration_ < total_iterations()) {
+      epoch_elapsed_ = elapsed_before + seconds_since(epoch_start);
+      save_checkpoint();
+      return TrainOutcome::Stopped;
     }
   }
   epoch_elapsed_ = elapsed_before + seconds_since(epoch_start);

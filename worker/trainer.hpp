@@ -115,6 +115,7 @@ class Trainer {
   std::unique_ptr<torch::optim::SGD> optimizer_;
   int64_t iteration_ = 0;  // completed optimizer steps
   int64_t topology_updates_ = 0;
+  bool stop_agreed_ = false;   // some rank was asked to stop (agreed at the last step's all-reduce)
   double epoch_loss_sum_ = 0;  // running sums of the current epoch (checkpointed for exact logs)
   int64_t epoch_steps_ = 0;
   double epoch_wait_start_ = 0;

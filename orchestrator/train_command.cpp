@@ -1,0 +1,87 @@
+// e2e train: one job (fold × sparsity × seed); under mpirun/srun with several ranks it trains data-parallel.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "configs/config.hpp"
+#include "orchestrator/commands.hpp"
+#include "orchestrator/signals.hpp"
+#include "worker/job.hpp"
+#include "worker/mpi_communicator.hpp"
+
+namespace e2e {
+
+namespace {
+
+struct TrainOptions {
+  std::string config_path;
+  int fold = 0;
+  double sparsity = -1;
+  uint64_t seed = 0;
+  bool seed_given = false;
+  std::string out;
+  bool resume = false;
+  int loader_threads = 0;
+};
+
+std::string default_out_dir(const Config& config, const JobSpec& job) {
+  return fmt::format("results/{}/fold{}_s{}_seed{}", config.experiment, job.fold, job.sparsity, job.seed);
+}
+
+int run_train(const TrainOptions& options) {
+  const Config config = load_config(options.config_path);
+  if (!(options.sparsity >= 0.0 && options.sparsity < 1.0))
+    throw ConfigError(fmt::format("--sparsity: expected a value in [0, 1), got {}", options.sparsity));
+  if (options.fold < 0 || options.fold > 4)
+    throw ConfigError(fmt::format("--fold: expected 0..4, got {}", options.fold));
+  JobSpec job;
+  job.fold = options.fold;
+  job.sparsity = options.sparsity;
+  job.seed = options.seed_given ? options.seed : config.training.seed;
+  job.resume = options.resume;
+  job.out_dir = options.out.empty() ? default_out_dir(config, job) : options.out;
+
+  const std::atomic<bool>* stop = install_stop_signal_handlers();
+  ensure_mpi_initialized();
+  std::unique_ptr<Communicator> comm = make_job_communicator(MPI_COMM_WORLD);
+  if (comm->is_leader())
+    spdlog::info("train {} fold {} sparsity {} seed {} on {} rank(s) ({}) → {}", config.experiment, job.fold,
+                 job.sparsity, job.seed, comm->size(), comm->backend(), job.out_dir);
+  JobOptions job_options;
+  job_options.loader_threads = options.loader_threads;
+  const JobResult result = run_job(config, job, *comm, stop, {}, job_options);
+  if (result.outcome == TrainOutcome::Stopped) {
+    if (comm->is_leader())
+      spdlog::warn("stopped by signal {} at iteration {}: checkpoint {} (rerun with --resume)",
+                   stop_signal_received(), result.iteration, result.checkpoint_path);
+    return kExitPreempted;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto options = std::make_shared<TrainOptions>();
+  CLI::App* cmd =
+      app.add_subcommand("train", "Train one job (fold x sparsity x seed); data-parallel under mpirun/srun");
+  cmd->add_option("--config", options->config_path, "experiment YAML")->required();
+  cmd->add_option("--fold", options->fold, "cross-validation fold (0-4)")->required();
+  cmd->add_option("--sparsity", options->sparsity, "fraction of inactive fusion kernels, in [0, 1)")
+      ->required();
+  cmd->add_option("--seed", options->seed, "job seed (default: training.seed of the config)")
+      ->each([options](const std::string&) { options->seed_given = true; });
+  cmd->add_option("--out", options->out, "job folder (default: results/<experiment>/fold<F>_s<S>_seed<N>)");
+  cmd->add_flag("--resume", options->resume, "continue from the job folder's checkpoint");
+  cmd->add_option("--loader-threads", options->loader_threads,
+                  "data loader threads (default: cores per rank - 1)");
+  cmd->footer(
+      "Outputs in the job folder: checkpoint.ckpt, epochs.jsonl, learning_curve.png, validation/*.nii.gz, "
+      "metrics.json.\n"
+      "SIGUSR1/SIGTERM: checkpoint and exit with code 3; rerun with --resume to continue exactly.");
+  cmd->callback([options] {
+    const int code = run_train(*options);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace e2e

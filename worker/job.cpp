@@ -1,0 +1,78 @@
+#include "worker/job.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "model/complexity.hpp"
+#include "worker/checkpoint.hpp"
+#include "worker/data_source.hpp"
+#include "worker/validation.hpp"
+
+namespace e2e {
+
+namespace {
+
+int default_loader_threads(int ranks) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / std::max(1, ranks) - 1);
+}
+
+}  // namespace
+
+double summary_number(const nlohmann::json& report, const std::string& key) {
+  if (!report.contains("summary") || !report["summary"].contains(key)) return std::nan("");
+  const nlohmann::json& value = report["summary"][key];
+  return value.is_number() ? value.get<double>() : std::nan("");
+}
+
+JobResult run_job(const Config& config, const JobSpec& job, Communicator& comm, const std::atomic<bool>* stop,
+                  const TrainerHooks& hooks, const JobOptions& options) {
+  if (config.training.threads > 0) at::set_num_threads(config.training.threads);
+  std::string store_dir;
+  if (comm.is_leader()) store_dir = ensure_preprocessed(config, options.preprocess_workers);
+  comm.broadcast_bytes(store_dir, 0);
+  const FoldData fold = open_fold(config, store_dir, job.fold);
+
+  const int threads =
+      options.loader_threads > 0 ? options.loader_threads : default_loader_threads(comm.size());
+  LoaderBatchSource batches(config, fold, job.seed, comm.rank(), comm.size(), threads);
+  Trainer trainer(config, job, batches, comm, stop, hooks);
+
+  JobResult result;
+  result.outcome = trainer.run();
+  result.history = trainer.history();
+  result.iteration = trainer.iteration();
+  result.checkpoint_path = trainer.checkpoint_path();
+  result.topology = trainer.dsff().topology().serialize();
+  if (result.outcome != TrainOutcome::Finished) return result;
+
+  ValidationOptions validation;
+  validation.out_dir = job.out_dir;
+  validation.mirror_tta = config.eval.tta;
+  validation.step_fraction = config.eval.step_fraction;
+  validation.device = trainer.device();
+  nlohmann::json report = validate_fold(trainer.net(), config, fold, validation, comm);
+  if (!comm.is_leader()) return result;
+
+  const Complexity complexity =
+      count_complexity(trainer.net()->layers(), config.training.patch_size, trainer.dsff().active_kernels());
+  report["job"] = {
+      {"experiment", config.experiment}, {"fold", job.fold}, {"sparsity", job.sparsity}, {"seed", job.seed}};
+  report["complexity"] = {{"params", complexity.params},
+                          {"params_m", complexity.params / 1e6},
+                          {"flops", complexity.flops},
+                          {"gflops", complexity.gflops()},
+                          {"patch", config.training.patch_size}};
+  report["topology_hash"] = trainer.dsff().topology().hash_hex();
+  write_file_atomically((std::filesystem::path(job.out_dir) / "metrics.json").string(),
+                        report.dump(2) + "\n");
+  spdlog::info("fold {} sparsity {}: mDice {:.4f}  mNSD {:.4f}  params {}  GFLOPs {:.3f}", job.fold,
+               job.sparsity, summary_number(report, "mean_dice"), summary_number(report, "mean_nsd"),
+               complexity.params, complexity.gflops());
+  result.metrics = report;
+  return result;
+}
+
+}  // namespace e2e

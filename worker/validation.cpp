@@ -1,0 +1,76 @@
+#include "worker/validation.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "data/dataset.hpp"
+#include "data/nifti.hpp"
+#include "metrics/evaluate.hpp"
+#include "worker/inference.hpp"
+
+namespace e2e {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string prediction_path(const ValidationOptions& options, const std::string& id) {
+  return (fs::path(options.out_dir) / "validation" / (id + ".nii.gz")).string();
+}
+
+// Raw label files by case id, when the raw dataset is there.
+std::map<std::string, std::string> raw_label_files(const Config& config) {
+  std::map<std::string, std::string> files;
+  if (config.data.dataset.empty() || !fs::exists(fs::path(config.data.dataset) / "dataset.json"))
+    return files;
+  const RawDataset dataset = read_raw_dataset(config.data.dataset);
+  for (const RawCase& c : dataset.training) files[c.id] = c.label_file;
+  return files;
+}
+
+}  // namespace
+
+nlohmann::json validate_fold(E2ENet& net, const Config& config, const FoldData& fold,
+                             const ValidationOptions& options, Communicator& comm) {
+  torch::NoGradGuard no_grad;
+  const auto& store = dynamic_cast<const Hdf5CaseSource&>(*fold.val).store();
+  SlidingWindowOptions window;
+  window.patch = config.training.patch_size;
+  window.step_fraction = options.step_fraction;
+  window.mirror_tta = options.mirror_tta;
+  window.device = options.device;
+  fs::create_directories(fs::path(options.out_dir) / "validation");
+
+  for (std::size_t i = comm.rank(); i < fold.val_ids.size(); i += comm.size()) {
+    const std::string& id = fold.val_ids[i];
+    const PreprocessedCase c = store.read_case(id);
+    const torch::Tensor probabilities = predict_probabilities(net, c.image, window);
+    const CaseMeta meta = store.meta(id);
+    write_nifti_labels(prediction_path(options, id), export_segmentation(probabilities, meta), meta.geometry);
+    spdlog::info("validation {}/{}: {}", i + 1, fold.val_ids.size(), id);
+  }
+  comm.barrier();
+  if (!comm.is_leader()) return nlohmann::json::object();
+
+  const std::map<std::string, std::string> raw_labels = raw_label_files(config);
+  if (raw_labels.empty()) {
+    spdlog::warn("no raw dataset at data.dataset ({}): predictions written, metrics skipped",
+                 config.data.dataset);
+    return {{"reference", "unavailable: data.dataset is not a raw dataset"}};
+  }
+  const EvaluationOptions evaluation = evaluation_options(config.eval, config.model.num_classes);
+  std::vector<CaseMetrics> cases;
+  for (const std::string& id : fold.val_ids) {
+    auto raw = raw_labels.find(id);
+    if (raw == raw_labels.end())
+      throw InputError(config.data.dataset + ": validation case " + id + " is not in the raw dataset");
+    cases.push_back(evaluate_case(read_nifti_labels(raw->second),
+                                  read_nifti_labels(prediction_path(options, id)), evaluation, id));
+  }
+  nlohmann::json report = evaluation_report(evaluation, cases);
+  report["reference"] = "raw labels in the original geometry";
+  return report;
+}
+
+}  // namespace e2e
