@@ -485,5 +485,16 @@ TEST_F(PreprocessDatasetTest, AFailedRerunKeepsNoHalfWrittenStore) {
   EXPECT_EQ(CaseStoreReader(out() + "/cases.h5").case_ids().size(), 3u);
 }
 
+TEST_F(PreprocessDatasetTest, ALeftoverFromAKilledRunIsNeitherUsedNorKept) {
+  write_dataset(3, {8, 16, 16});
+  fs::create_directories(out());
+  const std::string leftover = out() + "/cases.h5.partial-99999";
+  std::ofstream(leftover) << "half a store";
+  EXPECT_THROW(Hdf5CaseSource source(out()), InputError);  // only cases.h5 counts as a store
+  preprocess_dataset(options());
+  EXPECT_FALSE(fs::exists(leftover));
+  EXPECT_EQ(Hdf5CaseSource(out()).size(), 3u);
+}
+
 }  // namespace
 }  // namespace e2e
