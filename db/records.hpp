@@ -94,6 +94,8 @@ struct ClaimedJob {
   Job job;
   std::string config_json;
   JobStatus previous_status = JobStatus::Pending;
+  std::vector<std::string> train_cases;  // the fold's split, when the coordinator recorded splits
+  std::vector<std::string> val_cases;
   bool resume() const { return job.checkpoint.has_value(); }
 };
 

@@ -1,6 +1,8 @@
 #include "db/sqlite.hpp"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -21,6 +23,28 @@ namespace {
   if (primary == SQLITE_CORRUPT)
     throw InputError("store '" + path + "': the database file is corrupt (" + what + ": " + detail + ")");
   throw StoreError("store '" + path + "': " + what + ": " + detail);
+}
+
+std::string file_uri(const std::string& path, const char* query) {
+  std::string uri = "file:";
+  for (char c : std::filesystem::absolute(path).string()) {
+    if (c == '%' || c == '?' || c == '#')
+      uri += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    else
+      uri += c;
+  }
+  return uri + query;
+}
+
+// A reader of a WAL store needs the -wal and -shm files, and creates them when missing. In a folder it cannot
+// write to no writer can be active either, so the file is opened immutable instead of failing.
+std::string open_name(const std::string& path, Database::Mode mode) {
+  if (mode != Database::Mode::ReadOnly) return file_uri(path, "");
+  std::error_code ec;
+  const std::filesystem::path parent = std::filesystem::absolute(path, ec).parent_path();
+  const bool wal_present = std::filesystem::exists(path + "-wal", ec);
+  if (!wal_present && access(parent.c_str(), W_OK) != 0) return file_uri(path, "?immutable=1");
+  return file_uri(path, "?mode=ro");
 }
 
 }  // namespace
@@ -169,7 +193,7 @@ Database::Database(const std::string& path, Mode mode) : path_(path), mode_(mode
     flags |= SQLITE_OPEN_READONLY;
   else
     flags |= SQLITE_OPEN_READWRITE | (mode == Mode::ReadWriteCreate ? SQLITE_OPEN_CREATE : 0);
-  const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  const int rc = sqlite3_open_v2(open_name(path, mode).c_str(), &db_, flags | SQLITE_OPEN_URI, nullptr);
   if (rc != SQLITE_OK) {
     const std::string detail = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);

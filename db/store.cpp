@@ -228,6 +228,11 @@ std::optional<ClaimedJob> Store::claim_next(int64_t experiment_id, int worker_gr
   Statement config = db_->prepare("SELECT config_json FROM experiments WHERE id = ?");
   config.bind_all(claimed.job.experiment_id);
   if (config.step()) claimed.config_json = config.text(0);
+  Statement split =
+      db_->prepare("SELECT case_id, role FROM splits WHERE experiment_id = ? AND fold = ? ORDER BY case_id");
+  split.bind_all(claimed.job.experiment_id, claimed.job.fold);
+  while (split.step())
+    (split.text(1) == "train" ? claimed.train_cases : claimed.val_cases).push_back(split.text(0));
   transaction.commit();
   return claimed;
 }

@@ -285,6 +285,17 @@ TEST_F(StoreTest, AFailingResultWriteLeavesNothingBehind) {
   EXPECT_EQ(store.job(id).status, JobStatus::Running);
 }
 
+TEST_F(StoreTest, ClaimCarriesTheFoldsSplit) {
+  const int64_t experiment = experiment_with_jobs({1}, {0.8});
+  store.record_splits(
+      experiment,
+      {{0, "a", "val"}, {0, "b", "train"}, {1, "a", "train"}, {1, "c", "train"}, {1, "b", "val"}});
+  const auto claimed = store.claim_next(experiment, 0);
+  ASSERT_TRUE(claimed);
+  EXPECT_THAT(claimed->train_cases, ElementsAre("a", "c"));
+  EXPECT_THAT(claimed->val_cases, ElementsAre("b"));
+}
+
 TEST_F(StoreTest, SplitsAreReplacedPerExperiment) {
   const int64_t id = store.upsert_experiment(testing::experiment_info());
   store.record_splits(id, {{0, "a", "train"}, {0, "b", "val"}});
