@@ -48,7 +48,7 @@ int run_train(const TrainOptions& options) {
                  job.sparsity, job.seed, comm->size(), comm->backend(), job.out_dir);
   JobOptions job_options;
   job_options.loader_threads = options.loader_threads;
-  const JobResult result = run_job(config, job, *comm, stop, {}, job_options);
+  const JobRun result = run_job(config, job, *comm, stop, {}, job_options);
   if (result.outcome == TrainOutcome::Stopped) {
     if (comm->is_leader())
       spdlog::warn("stopped by signal {} at iteration {}: checkpoint {} (rerun with --resume)",

@@ -27,7 +27,7 @@ double summary_number(const nlohmann::json& report, const std::string& key) {
   return value.is_number() ? value.get<double>() : std::nan("");
 }
 
-JobResult run_job(const Config& config, const JobSpec& job, Communicator& comm, const std::atomic<bool>* stop,
+JobRun run_job(const Config& config, const JobSpec& job, Communicator& comm, const std::atomic<bool>* stop,
                   const TrainerHooks& hooks, const JobOptions& options) {
   if (config.training.threads > 0) at::set_num_threads(config.training.threads);
   std::string store_dir;
@@ -40,7 +40,7 @@ JobResult run_job(const Config& config, const JobSpec& job, Communicator& comm, 
   LoaderBatchSource batches(config, fold, job.seed, comm.rank(), comm.size(), threads);
   Trainer trainer(config, job, batches, comm, stop, hooks);
 
-  JobResult result;
+  JobRun result;
   result.outcome = trainer.run();
   result.history = trainer.history();
   result.iteration = trainer.iteration();

@@ -9,7 +9,7 @@
 
 namespace e2e {
 
-struct JobResult {
+struct JobRun {
   TrainOutcome outcome = TrainOutcome::Stopped;
   nlohmann::json metrics;  // metrics.json (finished jobs, leader only)
   std::vector<EpochRecord> history;
@@ -27,7 +27,7 @@ struct JobOptions {
 double summary_number(const nlohmann::json& report, const std::string& key);
 
 // Collective over `comm`. Throws TrainingError / InputError / ConfigError with clear messages.
-JobResult run_job(const Config& config, const JobSpec& job, Communicator& comm, const std::atomic<bool>* stop,
+JobRun run_job(const Config& config, const JobSpec& job, Communicator& comm, const std::atomic<bool>* stop,
                   const TrainerHooks& hooks = {}, const JobOptions& options = {});
 
 }  // namespace e2e
