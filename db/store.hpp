@@ -43,6 +43,8 @@ struct FailureOutcome {
   bool will_retry = false;
 };
 
+// One connection: use a Store from one thread at a time. Concurrent readers (status endpoints, `e2e db`) open
+// their own StoreReader(path); WAL lets them read while the coordinator writes.
 class Store {
  public:
   // Opens or creates the store and migrates it to the current schema. A file that is not an e2e store, is
