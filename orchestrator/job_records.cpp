@@ -1,0 +1,94 @@
+#include "orchestrator/job_records.hpp"
+
+#include <cmath>
+#include <limits>
+
+namespace e2e {
+
+namespace {
+
+double number_or_nan(const nlohmann::json& object, const char* key) {
+  if (!object.contains(key)) return std::nan("");
+  const nlohmann::json& value = object[key];
+  return value.is_number() ? value.get<double>() : std::nan("");
+}
+
+}  // namespace
+
+EpochRow to_epoch_row(const EpochRecord& r) {
+  EpochRow row;
+  row.epoch = r.epoch;
+  row.train_loss = r.train_loss;
+  row.val_loss = r.val_loss;
+  row.pseudo_dice = r.pseudo_dice;
+  row.mean_pseudo_dice = r.mean_pseudo_dice;
+  row.learning_rate = r.learning_rate;
+  row.seconds = r.seconds;
+  row.loader_wait_fraction = r.loader_wait_fraction;
+  return row;
+}
+
+nlohmann::json epoch_to_json(const EpochRecord& record) {
+  // NaN is not JSON: encode non-finite numbers as null and decode them back to NaN.
+  nlohmann::json j = record.to_json();
+  for (auto& [key, value] : j.items()) {
+    if (value.is_number_float() && !std::isfinite(value.get<double>())) value = nullptr;
+    if (value.is_array())
+      for (auto& v : value)
+        if (v.is_number_float() && !std::isfinite(v.get<double>())) v = nullptr;
+  }
+  return j;
+}
+
+EpochRecord epoch_from_json(const nlohmann::json& json) {
+  nlohmann::json j = json;
+  for (auto& [key, value] : j.items()) {
+    if (value.is_null()) value = std::nan("");
+    if (value.is_array())
+      for (auto& v : value)
+        if (v.is_null()) v = std::nan("");
+  }
+  return EpochRecord::from_json(j);
+}
+
+JobResult to_store_result(const nlohmann::json& metrics, const std::string& topology_bytes,
+                          int64_t update_step) {
+  JobResult result;
+  const nlohmann::json summary = metrics.value("summary", nlohmann::json::object());
+  const nlohmann::json complexity = metrics.value("complexity", nlohmann::json::object());
+  result.summary.mean_dice = number_or_nan(summary, "mean_dice");
+  result.summary.mean_nsd = number_or_nan(summary, "mean_nsd");
+  result.summary.mean_hd95 = number_or_nan(summary, "mean_hd");
+  result.summary.params = complexity.value("params", int64_t{0});
+  result.summary.flops = number_or_nan(complexity, "flops");
+  if (complexity.contains("patch")) result.summary.patch = complexity["patch"].get<std::array<int64_t, 3>>();
+  result.summary.metrics_json = metrics.dump();
+
+  const std::string hd_variant =
+      metrics.value("metric_variants", nlohmann::json::object()).value("hd_variant", "");
+  for (const auto& c : metrics.value("cases", nlohmann::json::array())) {
+    for (const auto& s : c.at("structures")) {
+      CaseMetricRow row;
+      row.case_id = c.at("case");
+      row.structure = s.at("name");
+      row.is_region = s.value("is_region", false);
+      row.dice = number_or_nan(s, "dice");
+      row.nsd = number_or_nan(s, "nsd");
+      row.nsd_tolerance_mm = number_or_nan(s, "nsd_tolerance_mm");
+      row.hd95 =
+          s.value("hd_infinite", false) ? std::numeric_limits<double>::infinity() : number_or_nan(s, "hd");
+      row.hd_variant = hd_variant;
+      result.case_metrics.push_back(row);
+    }
+  }
+  if (!topology_bytes.empty()) {
+    MaskSnapshot masks;
+    masks.step = update_step;
+    masks.kind = MaskKind::Final;
+    masks.topology = Topology::deserialize(topology_bytes);
+    result.final_masks = masks;
+  }
+  return result;
+}
+
+}  // namespace e2e

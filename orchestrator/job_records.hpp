@@ -1,0 +1,19 @@
+// Translation between what a training job produces (worker/) and the experiment store's records (db/).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "db/records.hpp"
+#include "worker/trainer.hpp"
+
+namespace e2e {
+
+EpochRow to_epoch_row(const EpochRecord& record);
+nlohmann::json epoch_to_json(const EpochRecord& record);
+EpochRecord epoch_from_json(const nlohmann::json& json);
+
+// From metrics.json (evaluation report + "complexity") and the final topology bytes.
+JobResult to_store_result(const nlohmann::json& metrics, const std::string& topology_bytes,
+                          int64_t update_step);
+
+}  // namespace e2e

@@ -1,0 +1,450 @@
+#include "orchestrator/sweep.hpp"
+
+#include <mpi.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "configs/hash.hpp"
+#include "data/dataset.hpp"
+#include "db/store.hpp"
+#include "orchestrator/job_records.hpp"
+#include "orchestrator/signals.hpp"
+#include "worker/data_source.hpp"
+#include "worker/job.hpp"
+#include "worker/mpi_communicator.hpp"
+
+namespace e2e {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+enum Tag : int {
+  kReady = 100,
+  kJob,
+  kWait,
+  kStop,
+  kProgress,
+  kCheckpoint,
+  kResult,
+  kFailed,
+  kPreempted,
+  kStopNow,
+};
+
+constexpr int kCoordinator = 0;
+
+void send_message(int destination, Tag tag, const nlohmann::json& body) {
+  const std::string text = body.dump();
+  MPI_Send(text.data(), static_cast<int>(text.size()), MPI_CHAR, destination, tag, MPI_COMM_WORLD);
+}
+
+nlohmann::json receive_message(int source, int tag, MPI_Status* status_out = nullptr) {
+  MPI_Status status;
+  MPI_Probe(source, tag, MPI_COMM_WORLD, &status);
+  int size = 0;
+  MPI_Get_count(&status, MPI_CHAR, &size);
+  std::string text(static_cast<std::size_t>(size), '\0');
+  MPI_Recv(text.data(), size, MPI_CHAR, status.MPI_SOURCE, status.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  if (status_out) *status_out = status;
+  return nlohmann::json::parse(text);
+}
+
+std::string hostname() {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+std::string job_dir(const SweepOptions& options, int fold, double sparsity, uint64_t seed) {
+  return (fs::path(options.runs_dir) / options.config.experiment /
+          fmt::format("fold{}_s{}_seed{}", fold, sparsity, seed))
+      .string();
+}
+
+std::string hex(const std::string& bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
+std::string unhex(const std::string& text) {
+  std::string out(text.size() / 2, '\0');
+  for (std::size_t i = 0; i < out.size(); ++i)
+    out[i] = static_cast<char>(std::stoi(text.substr(2 * i, 2), nullptr, 16));
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------ coordinator
+
+class Coordinator {
+ public:
+  Coordinator(const SweepOptions& options, const std::atomic<bool>* stop) : options_(options), stop_(stop) {}
+
+  // Opens the store, preprocesses once, enumerates and recovers jobs.
+  void prepare() {
+    const fs::path db_dir = fs::path(options_.db_path).parent_path();
+    if (!db_dir.empty()) fs::create_directories(db_dir);
+    store_ = std::make_unique<Store>(options_.db_path, StoreOptions::from_config(options_.config.store));
+    const std::string store_dir = ensure_preprocessed(options_.config);
+    ExperimentInfo info;
+    info.name = options_.config.experiment;
+    info.config_json = config_to_json(options_.config);
+    info.config_hash = config_hash(options_.config);
+    info.dataset_fingerprint = fingerprint_of(store_dir);
+    info.code_version = "e2e 0.1.0";
+    experiment_id_ = store_->upsert_experiment(info);
+    record_splits(store_dir);
+    const EnumerateResult jobs = store_->enumerate_jobs(experiment_id_, options_.grid);
+    const int64_t recovered = store_->recover_interrupted();
+    spdlog::info("sweep {}: {} jobs ({} new), {} interrupted job(s) recovered; store {}", info.name,
+                 jobs.job_ids.size(), jobs.created, recovered, options_.db_path);
+  }
+
+  // The in-process mode (a world of one rank): claim, train, record, until nothing is runnable.
+  int run_in_process() {
+    SingleProcessCommunicator comm;
+    while (!stop_->load()) {
+      auto claim = store_->claim_next(experiment_id_, 0, hostname());
+      if (!claim) break;
+      const int64_t id = claim->job.id;
+      TrainerHooks hooks;
+      hooks.on_epoch = [&](const EpochRecord& r) { store_->record_epoch(id, to_epoch_row(r)); };
+      hooks.on_checkpoint = [&](const std::string& path, int64_t iteration) {
+        store_->mark_checkpointed(id, {path, sha256_file(path), iteration});
+      };
+      const nlohmann::json outcome = run_claimed(to_message(*claim), comm, stop_, hooks);
+      handle_outcome(id, outcome);
+      if (outcome.value("preempted", false)) return kExitPreempted;
+    }
+    return stop_->load() ? kExitPreempted : finish_code();
+  }
+
+  // The coordinator of a world of N > 1 ranks.
+  int serve(int groups, const std::vector<int>& leaders) {
+    int stopped = 0;
+    bool stop_sent = false;
+    std::map<int64_t, int> running;  // job → leader rank
+    while (stopped < groups) {
+      if (stop_->load() && !stop_sent) {
+        spdlog::warn("stop requested: telling {} worker group(s) to checkpoint", groups);
+        for (int leader : leaders) send_message(leader, kStopNow, nlohmann::json::object());
+        stop_sent = true;
+      }
+      int pending = 0;
+      MPI_Status status;
+      MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &pending, &status);
+      if (!pending) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
+      const int source = status.MPI_SOURCE;
+      const nlohmann::json message = receive_message(source, status.MPI_TAG);
+      switch (status.MPI_TAG) {
+        case kReady: {
+          if (stop_sent || stop_->load() || message.value("stop", false)) {
+            send_message(source, kStop, nlohmann::json::object());
+            ++stopped;
+            break;
+          }
+          auto claim =
+              store_->claim_next(experiment_id_, message.value("group", 0), message.value("node", ""));
+          if (claim) {
+            running[claim->job.id] = source;
+            send_message(source, kJob, to_message(*claim));
+          } else if (running.empty()) {
+            send_message(source, kStop, nlohmann::json::object());
+            ++stopped;
+          } else {
+            send_message(source, kWait, nlohmann::json::object());
+          }
+          break;
+        }
+        case kProgress:
+          store_->record_epoch(message.at("job"), to_epoch_row(epoch_from_json(message.at("epoch"))));
+          break;
+        case kCheckpoint:
+          store_->mark_checkpointed(message.at("job"),
+                                    {message.at("path"), message.at("sha256"), message.at("iteration")});
+          break;
+        case kPreempted:
+          if (!stop_sent) {  // a group was signalled: preemption is global, checkpoint everybody
+            for (int leader : leaders) send_message(leader, kStopNow, nlohmann::json::object());
+            stop_sent = true;
+          }
+          [[fallthrough]];
+        case kResult:
+        case kFailed:
+          running.erase(message.at("job").get<int64_t>());
+          handle_outcome(message.at("job"), message);
+          break;
+        default:
+          spdlog::warn("coordinator: unexpected message tag {} from rank {}", status.MPI_TAG, source);
+      }
+    }
+    return stop_sent || stop_->load() ? kExitPreempted : finish_code();
+  }
+
+ private:
+  nlohmann::json to_message(const ClaimedJob& claim) const {
+    return {{"job", claim.job.id},
+            {"fold", claim.job.fold},
+            {"sparsity", claim.job.sparsity},
+            {"seed", claim.job.seed},
+            {"attempt", claim.job.attempts + 1},
+            {"out_dir", job_dir(options_, claim.job.fold, claim.job.sparsity, claim.job.seed)}};
+  }
+
+  void handle_outcome(int64_t job, const nlohmann::json& outcome) {
+    if (outcome.value("preempted", false)) {
+      store_->mark_preempted(job, "stopped by signal; checkpoint kept");
+      spdlog::warn("job {} preempted", job);
+    } else if (outcome.contains("error")) {
+      const FailureOutcome failure = store_->mark_failed(job, outcome.at("error"));
+      spdlog::error("job {} failed (attempt {}/{}{}): {}", job, failure.attempts, failure.max_attempts,
+                    failure.will_retry ? ", will retry" : ", giving up",
+                    outcome.at("error").get<std::string>());
+      failed_ = failed_ || !failure.will_retry;
+    } else {
+      const JobResult result = to_store_result(outcome.at("metrics"), unhex(outcome.value("topology", "")),
+                                               outcome.value("topology_updates", int64_t{0}));
+      store_->record_result(job, result);
+      spdlog::info("job {} done: mDice {:.4f}", job, result.summary.mean_dice);
+    }
+  }
+
+  int finish_code() const { return failed_ ? 1 : 0; }
+
+  void record_splits(const std::string& store_dir) {
+    std::vector<SplitEntry> entries;
+    const std::vector<FoldSplit> splits =
+        read_splits_json((fs::path(store_dir) / "splits_final.json").string());
+    for (std::size_t f = 0; f < splits.size(); ++f) {
+      for (const auto& id : splits[f].train) entries.push_back({static_cast<int>(f), id, "train"});
+      for (const auto& id : splits[f].val) entries.push_back({static_cast<int>(f), id, "val"});
+    }
+    store_->record_splits(experiment_id_, entries);
+  }
+
+  static std::string fingerprint_of(const std::string& store_dir) {
+    const fs::path fingerprint = fs::path(store_dir) / "fingerprint.json";
+    return fs::exists(fingerprint) ? sha256_file(fingerprint.string()) : std::string();
+  }
+
+ public:
+  // Runs one claimed job on `comm` (a whole worker group) and describes the outcome for the coordinator.
+  static nlohmann::json run_claimed_job(const SweepOptions& options, const nlohmann::json& job,
+                                        Communicator& comm, const std::atomic<bool>* stop,
+                                        const TrainerHooks& hooks) {
+    JobSpec spec;
+    spec.fold = job.at("fold");
+    spec.sparsity = job.at("sparsity");
+    spec.seed = job.at("seed");
+    spec.out_dir = job.at("out_dir");
+    spec.resume = true;  // continue from the job folder's checkpoint when there is one
+    nlohmann::json outcome = {{"job", job.at("job")}};
+    try {
+      JobOptions job_options;
+      job_options.loader_threads = options.loader_threads;
+      const JobRun run = run_job(options.config, spec, comm, stop, hooks, job_options);
+      if (run.outcome == TrainOutcome::Stopped) {
+        outcome["preempted"] = true;
+      } else {
+        outcome["metrics"] = run.metrics;
+        outcome["topology"] = hex(run.topology);
+        outcome["topology_updates"] = run.history.empty() ? 0 : run.history.back().topology_updates;
+      }
+    } catch (const std::exception& e) {
+      if (comm.size() > 1 && dynamic_cast<const TrainingError*>(&e) == nullptr) {
+        // A failure on one rank only would leave the others waiting in a collective: end the run; the rerun
+        // resumes every interrupted job from its checkpoint.
+        spdlog::critical("rank-local failure in a data-parallel job, aborting the run: {}", e.what());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+      }
+      outcome["error"] = e.what();
+    }
+    return outcome;
+  }
+
+ private:
+  nlohmann::json run_claimed(const nlohmann::json& job, Communicator& comm, const std::atomic<bool>* stop,
+                             const TrainerHooks& hooks) {
+    return run_claimed_job(options_, job, comm, stop, hooks);
+  }
+
+  const SweepOptions& options_;
+  const std::atomic<bool>* stop_;
+  std::unique_ptr<Store> store_;
+  int64_t experiment_id_ = 0;
+  bool failed_ = false;
+};
+
+// ------------------------------------------------------------------------------------------ worker group
+
+// Forwards the coordinator's STOP_NOW to this group's stop flag (leader only).
+class StopListener {
+ public:
+  explicit StopListener(std::atomic<bool>* flag) : flag_(flag), thread_([this] { listen(); }) {}
+  ~StopListener() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  void listen() {
+    while (!done_) {
+      int pending = 0;
+      MPI_Iprobe(kCoordinator, kStopNow, MPI_COMM_WORLD, &pending, MPI_STATUS_IGNORE);
+      if (pending) {
+        receive_message(kCoordinator, kStopNow);
+        flag_->store(true);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  std::atomic<bool>* flag_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// The coordinator's answer to READY (STOP_NOW messages are left to the StopListener).
+nlohmann::json receive_reply() {
+  while (true) {
+    for (int tag : {kJob, kWait, kStop}) {
+      int pending = 0;
+      MPI_Iprobe(kCoordinator, tag, MPI_COMM_WORLD, &pending, MPI_STATUS_IGNORE);
+      if (!pending) continue;
+      nlohmann::json body = receive_message(kCoordinator, tag);
+      body["tag"] = tag;
+      return body;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_index,
+                     const std::atomic<bool>* signal_stop) {
+  std::unique_ptr<Communicator> comm = make_job_communicator(group);
+  const bool leader = comm->is_leader();
+  // The group stops when this process was signalled or the coordinator says so.
+  std::atomic<bool> stop{false};
+  std::unique_ptr<StopListener> listener = leader ? std::make_unique<StopListener>(&stop) : nullptr;
+  std::thread signal_watch([&] {
+    while (!stop.load()) {
+      if (signal_stop->load()) stop.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  bool preempted = false;
+  while (true) {
+    std::string reply;
+    if (leader) {
+      send_message(kCoordinator, kReady,
+                   {{"group", group_index}, {"node", hostname()}, {"stop", stop.load()}});
+      nlohmann::json body = receive_reply();
+      reply = body.dump();
+    }
+    comm->broadcast_bytes(reply, 0);
+    const nlohmann::json message = nlohmann::json::parse(reply);
+    const int tag = message.at("tag");
+    if (tag == kStop) break;
+    if (tag == kWait) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      continue;
+    }
+    const int64_t job = message.at("job");
+    TrainerHooks hooks;
+    if (leader) {
+      hooks.on_epoch = [job](const EpochRecord& r) {
+        send_message(kCoordinator, kProgress, {{"job", job}, {"epoch", epoch_to_json(r)}});
+      };
+      hooks.on_checkpoint = [job](const std::string& path, int64_t iteration) {
+        send_message(kCoordinator, kCheckpoint,
+                     {{"job", job}, {"path", path}, {"sha256", sha256_file(path)}, {"iteration", iteration}});
+      };
+    }
+    const nlohmann::json outcome = Coordinator::run_claimed_job(options, message, *comm, &stop, hooks);
+    const bool job_preempted = outcome.value("preempted", false);
+    if (leader)
+      send_message(kCoordinator,
+                   job_preempted               ? kPreempted
+                   : outcome.contains("error") ? kFailed
+                                               : kResult,
+                   outcome);
+    preempted = preempted || job_preempted;
+  }
+  stop.store(true);
+  signal_watch.join();
+  listener.reset();
+  return preempted || signal_stop->load() ? kExitPreempted : 0;
+}
+
+}  // namespace
+
+int run_sweep(const SweepOptions& options) {
+  const std::atomic<bool>* stop = install_stop_signal_handlers();
+  ensure_mpi_initialized();
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  const int per_group = options.gpus_per_job;
+  if (world > 1 && (world - 1) % per_group != 0)
+    throw ConfigError(
+        fmt::format("--gpus-per-job: {} worker ranks (world {} minus the coordinator) do not split into "
+                    "groups of {}",
+                    world - 1, world, per_group));
+  if (world == 1) {
+    Coordinator coordinator(options, stop);
+    coordinator.prepare();
+    return coordinator.run_in_process();
+  }
+
+  const int groups = (world - 1) / per_group;
+  const int group_index = rank == 0 ? -1 : (rank - 1) / per_group;
+  MPI_Comm group = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, rank == 0 ? MPI_UNDEFINED : group_index, rank, &group);
+
+  // The coordinator prepares (store, preprocessing) before any group starts asking for jobs: a failure
+  // there is broadcast so that every rank exits with the same clear error instead of waiting.
+  std::string prepare_error;
+  std::unique_ptr<Coordinator> coordinator;
+  if (rank == 0) {
+    coordinator = std::make_unique<Coordinator>(options, stop);
+    try {
+      coordinator->prepare();
+    } catch (const ConfigError& e) {
+      prepare_error = std::string("2") + e.what();
+    } catch (const std::exception& e) {
+      prepare_error = std::string("1") + e.what();
+    }
+  }
+  int length = static_cast<int>(prepare_error.size());
+  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  prepare_error.resize(static_cast<std::size_t>(length));
+  MPI_Bcast(prepare_error.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
+  if (!prepare_error.empty()) {
+    if (rank == 0) spdlog::error("{}", prepare_error.substr(1));
+    return prepare_error[0] == '2' ? 2 : 1;
+  }
+
+  if (rank == 0) {
+    std::vector<int> leaders;
+    for (int g = 0; g < groups; ++g) leaders.push_back(1 + g * per_group);
+    return coordinator->serve(groups, leaders);
+  }
+  const int code = run_worker_group(options, group, group_index, stop);
+  MPI_Comm_free(&group);
+  return code;
+}
+
+}  // namespace e2e
