@@ -244,7 +244,9 @@ JobStatus Store::status_of(int64_t job_id) {
   Statement& query = db_->cached("SELECT status FROM jobs WHERE id = ?");
   query.bind_all(job_id);
   if (!query.step()) throw StoreError(fmt::format("store '{}': no job with id {}", path(), job_id));
-  return parse_job_status(query.text(0));
+  const JobStatus status = parse_job_status(query.text(0));
+  query.reset();  // an unfinished SELECT would keep a read transaction open
+  return status;
 }
 
 void Store::transition(int64_t job_id, const char* sql_set, EventKind kind, const std::string& message) {

@@ -80,20 +80,22 @@ TEST(StoreSchema, WalByDefaultAndRollbackJournalOnRequest) {
 }
 
 TEST(StoreSchema, NewerSchemaIsRefusedAndLeftUntouched) {
-  TempFolder dir;
-  const std::string path = dir.file("future.db");
-  {
-    StoreOptions options;
-    options.journal = JournalMode::Rollback;  // no -wal file, so the main file is the whole store
-    Store store(path, options);
-    store.upsert_experiment(testing::experiment_info());
+  for (JournalMode journal : {JournalMode::Rollback, JournalMode::Wal}) {
+    TempFolder dir;
+    const std::string path = dir.file("future.db");
+    {
+      StoreOptions options;
+      options.journal = journal;
+      Store store(path, options);
+      store.upsert_experiment(testing::experiment_info());
+    }
+    raw_exec(path, "PRAGMA user_version = " + std::to_string(schema_version() + 1));
+    ASSERT_FALSE(fs::exists(path + "-wal"));  // the last connection checkpointed everything into the file
+    const std::string before = file_bytes(path);
+    EXPECT_THAT(input_error_of([&] { Store store(path); }), HasSubstr("newer"));
+    EXPECT_THAT(input_error_of([&] { StoreReader reader(path); }), HasSubstr("newer"));
+    EXPECT_EQ(file_bytes(path), before);
   }
-  raw_exec(path, "PRAGMA user_version = " + std::to_string(schema_version() + 1));
-  const std::string before = file_bytes(path);
-  EXPECT_THAT(input_error_of([&] { Store store(path); }), HasSubstr("newer"));
-  EXPECT_THAT(input_error_of([&] { StoreReader reader(path); }), HasSubstr("newer"));
-  EXPECT_EQ(file_bytes(path), before);
-  EXPECT_FALSE(fs::exists(path + "-wal"));
 }
 
 TEST(StoreSchema, NonSqliteFileIsRefusedByteIdentical) {
