@@ -14,6 +14,8 @@
 #include "db/store.hpp"
 #include "orchestrator/job_records.hpp"
 #include "orchestrator/signals.hpp"
+#include "orchestrator/status_server.hpp"
+#include "orchestrator/status_store.hpp"
 #include "worker/data_source.hpp"
 #include "worker/job.hpp"
 #include "worker/mpi_communicator.hpp"
@@ -109,6 +111,7 @@ class Coordinator {
     const int64_t recovered = store_->recover_interrupted();
     spdlog::info("sweep {}: {} jobs ({} new), {} interrupted job(s) recovered; store {}", info.name,
                  jobs.job_ids.size(), jobs.created, recovered, options_.db_path);
+    start_status_server();
   }
 
   // The in-process mode (a world of one rank): claim, train, record, until nothing is runnable.
@@ -225,6 +228,19 @@ class Coordinator {
 
   int finish_code() const { return failed_ ? 1 : 0; }
 
+  // GET /status and /metrics, answered from a read-only connection of its own (WAL lets it read while the
+  // coordinator writes), on the server's thread.
+  void start_status_server() {
+    if (options_.status_port < 0) return;
+    const std::string path = options_.db_path;
+    const std::string experiment = options_.config.experiment;
+    status_server_ =
+        std::make_unique<StatusServer>(options_.status_address, static_cast<uint16_t>(options_.status_port),
+                                       [path, experiment] { return snapshot_from_store(path, experiment); });
+    const uint16_t port = status_server_->start();
+    spdlog::info("status: http://{}:{}/status and /metrics", options_.status_address, port);
+  }
+
   void record_splits(const std::string& store_dir) {
     std::vector<SplitEntry> entries;
     const std::vector<FoldSplit> splits =
@@ -285,6 +301,7 @@ class Coordinator {
   const SweepOptions& options_;
   const std::atomic<bool>* stop_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<StatusServer> status_server_;
   int64_t experiment_id_ = 0;
   bool failed_ = false;
 };
