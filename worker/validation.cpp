@@ -59,7 +59,9 @@ nlohmann::json validate_fold(E2ENet& net, const Config& config, const FoldData& 
                  config.data.dataset);
     return {{"reference", "unavailable: data.dataset is not a raw dataset"}};
   }
-  const EvaluationOptions evaluation = evaluation_options(config.eval, config.model.num_classes);
+  EvaluationOptions evaluation = evaluation_options(config.eval, config.model.num_classes);
+  for (const auto& [value, name] : fold.plan.labels)
+    if (value > 0) evaluation.class_names[value] = name;
   std::vector<CaseMetrics> cases;
   for (const std::string& id : fold.val_ids) {
     auto raw = raw_labels.find(id);
