@@ -7,6 +7,7 @@ namespace e2e {
 
 void add_count_command(CLI::App& app);
 void add_db_command(CLI::App& app);
+void add_predict_command(CLI::App& app);
 void add_preprocess_command(CLI::App& app);
 void add_evaluate_command(CLI::App& app);
 void add_synth_command(CLI::App& app);

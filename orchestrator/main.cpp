@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   e2e::add_evaluate_command(app);
   e2e::add_synth_command(app);
   e2e::add_train_command(app);
+  e2e::add_predict_command(app);
   e2e::add_sweep_command(app);
 
   std::string known;

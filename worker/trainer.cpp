@@ -369,6 +369,7 @@ void Trainer::save_checkpoint() {
   const nlohmann::json meta = {{"format", kCheckpointFormat},
                                {"experiment", config_.experiment},
                                {"config_hash", config_hash(config_)},
+                               {"config", nlohmann::json::parse(config_to_json(config_))},
                                {"fold", job_.fold},
                                {"sparsity", job_.sparsity},
                                {"seed", job_.seed},
