@@ -12,6 +12,7 @@ void add_preprocess_command(CLI::App& app);
 void add_evaluate_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_status_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
 
 }  // namespace e2e

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "e2e 0.1.0");
   e2e::add_count_command(app);
+  e2e::add_status_command(app);
   e2e::add_db_command(app);
   e2e::add_preprocess_command(app);
   e2e::add_evaluate_command(app);

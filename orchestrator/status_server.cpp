@@ -55,6 +55,8 @@ class StatusServer::Impl {
   ~Impl() {
     // Handlers still queued (none after a clean run) are destroyed with the io_context, while the rest of
     // this object is alive.
+    stopping_ = true;
+    retry_timer_.reset();
     acceptor_.reset();
     ioc_.reset();
   }
