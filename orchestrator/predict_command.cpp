@@ -91,10 +91,10 @@ void run_predict(const PredictArguments& arguments) {
 
 void add_predict_command(CLI::App& app) {
   auto arguments = std::make_shared<PredictArguments>();
-  CLI::App* cmd = app.add_subcommand("predict",
-                                     "Fold-ensemble inference: the mean of the models' softmax "
-                                     "probabilities, written as label NIfTI files in "
-                                     "each input's original grid and header");
+  CLI::App* cmd = app.add_subcommand(
+      "predict",
+      "Fold-ensemble inference: the mean of the models' softmax probabilities, written as label NIfTI "
+      "files in each input's original grid and header");
   cmd->add_option("--model", arguments->models,
                   "job folder of e2e train (or its checkpoint.ckpt); repeat for an ensemble (e.g. 5 folds)")
       ->required();
@@ -119,10 +119,9 @@ void add_predict_command(CLI::App& app) {
       ->capture_default_str();
   cmd->footer(
       "Every model must share one preprocessing plan (patch size, channels, classes, target spacing, "
-      "normalization); the plan is read from plan.json in the job folder, else from the preprocessed store "
-      "of "
-      "the model's config.\nBad input (unreadable image, missing channel, mismatched models) exits with code "
-      "2.");
+      "normalization). The plan is read from plan.json in the job folder, else from the preprocessed store "
+      "of the model's config.\n"
+      "Bad input (unreadable image, missing channel, mismatched models) exits with code 2.");
   cmd->callback([arguments] { run_predict(*arguments); });
 }
 

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "data/case_store.hpp"
@@ -404,9 +405,17 @@ std::vector<std::string> Predictor::predict_folder(const PredictionInputs& input
     images_only.label_file.clear();
     check_case_geometry(inputs.layout, images_only);
   }
+  // Outputs are named <case>.nii.gz, so a folder holding input images could see them overwritten.
   std::error_code error;
-  if (fs::exists(output_dir, error) && fs::equivalent(output_dir, inputs.dir, error))
-    throw ConfigError("--output: must not be the input folder (" + inputs.dir + ")");
+  if (fs::exists(output_dir, error)) {
+    std::set<std::string> input_folders{inputs.dir};
+    for (const RawCase& c : inputs.cases)
+      for (const std::string& file : c.image_files)
+        input_folders.insert(fs::path(file).parent_path().string());
+    for (const std::string& folder : input_folders)
+      if (fs::equivalent(output_dir, folder, error))
+        throw ConfigError("--output: must not be a folder holding the input images (" + folder + ")");
+  }
   fs::create_directories(output_dir, error);
   if (error || !fs::is_directory(output_dir))
     throw InputError(output_dir + ": cannot create the output folder (" + error.message() + ")");
