@@ -11,7 +11,7 @@ namespace {
 
 TEST(Overfit, TinyConfigHalvesItsLossOnAFixedBatch) {
   torch::manual_seed(0);
-  at::set_num_threads(2);
+  at::set_num_threads(1);
   const Config config = test::load_repo_config("synthetic.yaml");
   E2ENet net(config.model);
   net->train();
