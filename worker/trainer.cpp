@@ -78,6 +78,7 @@ nlohmann::json EpochRecord::to_json() const {
           {"seconds", seconds},
           {"iterations_per_second", iterations_per_second},
           {"loader_wait_fraction", loader_wait_fraction},
+          {"allreduce_fraction", allreduce_fraction},
           {"topology_updates", topology_updates}};
 }
 
@@ -92,6 +93,7 @@ EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
   r.seconds = j.at("seconds");
   r.iterations_per_second = j.at("iterations_per_second");
   r.loader_wait_fraction = j.at("loader_wait_fraction");
+  r.allreduce_fraction = j.value("allreduce_fraction", 0.0);
   r.topology_updates = j.at("topology_updates");
   return r;
 }
@@ -184,6 +186,7 @@ void Trainer::reduce_gradients() {
     flat_views.push_back(p.grad().reshape({-1}));
   }
   if (grads.empty()) return;
+  const auto start = std::chrono::steady_clock::now();
   torch::Tensor flat = torch::cat(flat_views);
   comm_.all_reduce_average(flat);
   int64_t offset = 0;
@@ -191,6 +194,7 @@ void Trainer::reduce_gradients() {
     g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
     offset += g.numel();
   }
+  epoch_allreduce_seconds_ += seconds_since(start);
 }
 
 double Trainer::train_step(const TrainingBatch& batch) {
@@ -287,17 +291,20 @@ void Trainer::finish_epoch(int64_t epoch, double epoch_seconds) {
   record.iterations_per_second = epoch_seconds > 0 ? epoch_steps_ / epoch_seconds : 0;
   record.loader_wait_fraction =
       epoch_seconds > 0 ? (batches_.wait_seconds() - epoch_wait_start_) / epoch_seconds : 0;
+  record.allreduce_fraction = epoch_seconds > 0 ? epoch_allreduce_seconds_ / epoch_seconds : 0;
   record.topology_updates = topology_updates_;
   history_.push_back(record);
   epoch_loss_sum_ = 0;
   epoch_steps_ = 0;
   epoch_elapsed_ = 0;
+  epoch_allreduce_seconds_ = 0;
   if (comm_.is_leader()) {
     spdlog::info(
         "epoch {}/{}  train {:.4f}  val {:.4f}  pseudo-Dice {:.4f}  lr {:.5f}  {:.2f} it/s  loader-wait "
-        "{:.0f}%",
+        "{:.0f}%  all-reduce {:.0f}%",
         epoch + 1, config_.training.epochs, record.train_loss, record.val_loss, record.mean_pseudo_dice,
-        record.learning_rate, record.iterations_per_second, 100 * record.loader_wait_fraction);
+        record.learning_rate, record.iterations_per_second, 100 * record.loader_wait_fraction,
+        100 * record.allreduce_fraction);
     write_history();
   }
   if (hooks_.on_epoch) hooks_.on_epoch(record);

@@ -58,6 +58,7 @@ struct EpochRecord {
   double seconds = 0;
   double iterations_per_second = 0;
   double loader_wait_fraction = 0;
+  double allreduce_fraction = 0;  // share of the epoch spent in the gradient all-reduce (data-parallel)
   int64_t topology_updates = 0;
   nlohmann::json to_json() const;
   static EpochRecord from_json(const nlohmann::json& j);
@@ -120,6 +121,7 @@ class Trainer {
   int64_t epoch_steps_ = 0;
   double epoch_wait_start_ = 0;
   double epoch_elapsed_ = 0;
+  double epoch_allreduce_seconds_ = 0;
   std::vector<EpochRecord> history_;
   std::chrono::steady_clock::time_point last_checkpoint_time_;
 };
