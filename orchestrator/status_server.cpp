@@ -128,6 +128,16 @@ class StatusServer::Impl {
   }
   http::response<http::string_body> answer(const http::request<http::string_body>& req);
 
+  // A rendered /status or /metrics answer, reused for Limits::snapshot_max_age.
+  struct Rendered {
+    bool valid = false;
+    std::chrono::steady_clock::time_point at;
+    http::status status = http::status::ok;
+    const char* type = kTextType;
+    std::string body;
+  };
+  const Rendered& render(bool is_status);
+
   const Limits& limits() const { return limits_; }
   Stats& stats() { return *stats_; }
   bool stopping() const { return stopping_; }
@@ -144,6 +154,8 @@ class StatusServer::Impl {
   uint16_t port_ = 0;
   std::unordered_set<Session*> sessions_;
   std::size_t active_ = 0;
+  Rendered status_cache_;
+  Rendered metrics_cache_;
   bool paused_ = false;  // at max_connections: accept() resumes when a session ends
   bool stopping_ = false;
 };
@@ -280,6 +292,36 @@ void StatusServer::Impl::close_all() {
   for (Session* s : open) s->close();
 }
 
+const StatusServer::Impl::Rendered& StatusServer::Impl::render(bool is_status) {
+  Rendered& cached = is_status ? status_cache_ : metrics_cache_;
+  const auto now = std::chrono::steady_clock::now();
+  if (cached.valid && now - cached.at < limits_.snapshot_max_age) return cached;
+  try {
+    if (is_status) {
+      const nlohmann::json snapshot = snapshot_();
+      cached.body = snapshot.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+      cached.type = kJsonType;
+    } else {
+      cached.body = prometheus_ ? prometheus_() : prometheus_from_status(snapshot_());
+      cached.type = kPrometheusType;
+    }
+    cached.status = http::status::ok;
+  } catch (const std::exception& e) {
+    spdlog::warn("status server: {} callback failed: {}", is_status ? "status" : "metrics", e.what());
+    const nlohmann::json error = {{"error", std::string("status callback failed: ") + e.what()}};
+    cached.body = error.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    cached.type = kJsonType;
+    cached.status = http::status::internal_server_error;
+  } catch (...) {
+    cached.body = "{\"error\":\"status callback failed\"}\n";
+    cached.type = kJsonType;
+    cached.status = http::status::internal_server_error;
+  }
+  cached.at = std::chrono::steady_clock::now();
+  cached.valid = true;
+  return cached;
+}
+
 http::response<http::string_body> StatusServer::Impl::answer(const http::request<http::string_body>& req) {
   http::response<http::string_body> res{http::status::ok, req.version()};
   res.set(http::field::server, kServerName);
@@ -303,22 +345,8 @@ http::response<http::string_body> StatusServer::Impl::answer(const http::request
     res.set(http::field::allow, "GET, HEAD");
     return finish(http::status::method_not_allowed, kTextType, "method not allowed (read-only: GET, HEAD)\n");
   }
-  try {
-    if (is_status) {
-      const nlohmann::json snapshot = snapshot_();
-      return finish(http::status::ok, kJsonType,
-                    snapshot.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-    }
-    std::string text = prometheus_ ? prometheus_() : prometheus_from_status(snapshot_());
-    return finish(http::status::ok, kPrometheusType, std::move(text));
-  } catch (const std::exception& e) {
-    spdlog::warn("status server: {} callback failed: {}", is_status ? "status" : "metrics", e.what());
-    const nlohmann::json error = {{"error", std::string("status callback failed: ") + e.what()}};
-    return finish(http::status::internal_server_error, kJsonType,
-                  error.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  } catch (...) {
-    return finish(http::status::internal_server_error, kJsonType, "{\"error\":\"status callback failed\"}\n");
-  }
+  const Rendered& body = render(is_status);
+  return finish(body.status, body.type, body.body);
 }
 
 // ----------------------------------------------------------------------------------------------------------

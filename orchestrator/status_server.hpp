@@ -13,9 +13,10 @@
 // Limits::max_connections connections are served at once (further clients wait in the listen backlog until a
 // slot frees). A query string ("/status?pretty") is ignored.
 //
-// The callbacks run on the server thread, one call at a time: they must be thread-safe with respect to the
-// caller's own threads (e.g. copy the state under a mutex) and must not block for long. A callback that
-// throws yields a 500 answer; the server goes on. Nothing a client sends reaches the caller.
+// The callbacks run on the server thread, one call at a time and at most once per Limits::snapshot_max_age
+// and endpoint: they must be thread-safe with respect to the caller's own threads (e.g. copy the state under
+// a mutex), must not block for long, and must not call stop(). A callback that throws yields a 500 answer;
+// the server goes on. Nothing a client sends reaches the caller.
 //
 // The snapshot JSON (what the coordinator produces; extra fields are allowed and passed through):
 //   {
@@ -60,6 +61,9 @@ struct StatusServerLimits {
   std::chrono::milliseconds idle_timeout{15000};    // keep-alive wait for the next request
   std::size_t max_connections = 64;                 // served at once
   std::size_t max_requests_per_connection = 1000;   // then Connection: close
+  // An answer of /status or /metrics (or its 500) is reused this long, so a flood of requests calls the
+  // callbacks (and reads the store behind them) at most once per period and endpoint. 0 = every request.
+  std::chrono::milliseconds snapshot_max_age{1000};
 };
 
 class StatusServer {

@@ -45,6 +45,7 @@ StatusServer::Limits fast_limits() {
   limits.request_timeout = 1000ms;
   limits.write_timeout = 1000ms;
   limits.idle_timeout = 1000ms;
+  limits.snapshot_max_age = 0ms;  // every request calls the callback
   return limits;
 }
 
@@ -247,10 +248,14 @@ TEST(StatusServer, IdleConnectionsAreClosed) {
 
 TEST(StatusServer, FiftyConcurrentClientsAllGetAnswers) {
   std::atomic<int> calls{0};
-  StatusServer server([&] {
-    ++calls;
-    return sample_snapshot();
-  });
+  StatusServer::Limits limits;
+  limits.snapshot_max_age = 0ms;
+  StatusServer server(
+      [&] {
+        ++calls;
+        return sample_snapshot();
+      },
+      {}, limits);
   const uint16_t port = server.start();
   std::vector<std::future<int>> answers;
   for (int i = 0; i < 50; ++i)
@@ -276,10 +281,12 @@ TEST(StatusServer, ConnectionsBeyondTheLimitWaitForAFreeSlot) {
 
 TEST(StatusServer, ACallbackThatThrowsGets500AndTheServerGoesOn) {
   std::atomic<int> calls{0};
-  StatusServer server([&]() -> nlohmann::json {
-    if (calls++ % 2 == 0) throw std::runtime_error("store busy");
-    return sample_snapshot();
-  });
+  StatusServer server(
+      [&]() -> nlohmann::json {
+        if (calls++ % 2 == 0) throw std::runtime_error("store busy");
+        return sample_snapshot();
+      },
+      {}, fast_limits());
   const uint16_t port = server.start();
   const HttpResponse failed = get(port, "/status");
   EXPECT_EQ(failed.status, 500);
@@ -293,6 +300,43 @@ TEST(StatusServer, ACallbackThatThrowsGets500AndTheServerGoesOn) {
   const HttpResponse res = get(odd.start(), "/status");
   EXPECT_EQ(res.status, 200);
   EXPECT_NO_THROW(nlohmann::json::parse(res.body));
+}
+
+TEST(StatusServer, AnswersAreReusedForTheSnapshotMaxAge) {
+  std::atomic<int> status_calls{0}, metrics_calls{0};
+  StatusServer::Limits limits;
+  limits.snapshot_max_age = 60s;
+  StatusServer server(
+      [&]() -> nlohmann::json {
+        if (status_calls++ == 0) throw std::runtime_error("store busy");
+        return sample_snapshot();
+      },
+      [&] {
+        ++metrics_calls;
+        return std::string("m 1\n");
+      },
+      limits);
+  const uint16_t port = server.start();
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(get(port, "/status").status, 500);  // a failure is reused too: no hammering of a sick store
+    EXPECT_EQ(get(port, "/metrics").body, "m 1\n");
+  }
+  EXPECT_EQ(status_calls.load(), 1);
+  EXPECT_EQ(metrics_calls.load(), 1);
+
+  limits.snapshot_max_age = 100ms;
+  status_calls = 0;
+  StatusServer fresh(
+      [&] {
+        ++status_calls;
+        return sample_snapshot();
+      },
+      {}, limits);
+  const uint16_t fresh_port = fresh.start();
+  EXPECT_EQ(get(fresh_port, "/status").status, 200);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(get(fresh_port, "/status").status, 200);
+  EXPECT_EQ(status_calls.load(), 2);
 }
 
 TEST(StatusServer, StopIsCleanWithClientsConnectedAndIdempotent) {
