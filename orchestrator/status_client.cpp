@@ -166,7 +166,8 @@ HttpResponse http_get(const HttpUrl& url, std::chrono::milliseconds timeout) {
   HttpResponse out;
   out.status = static_cast<int>(res.result_int());
   out.reason = std::string(res.reason());
-  if (const auto it = res.find(http::field::content_type); it != res.end()) out.content_type = std::string(it->value());
+  if (const auto it = res.find(http::field::content_type); it != res.end())
+    out.content_type = std::string(it->value());
   out.body = res.body();
   return out;
 }
