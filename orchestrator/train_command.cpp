@@ -2,8 +2,15 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "configs/config.hpp"
+#include "configs/hash.hpp"
+#include "db/bundle.hpp"
 #include "orchestrator/commands.hpp"
+#include "orchestrator/job_records.hpp"
 #include "orchestrator/signals.hpp"
 #include "worker/job.hpp"
 #include "worker/mpi_communicator.hpp"
@@ -21,7 +28,42 @@ struct TrainOptions {
   std::string out;
   bool resume = false;
   int loader_threads = 0;
+  std::string bundle;
 };
+
+std::string host_name() {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+// A result bundle (db/bundle.hpp) of this job, for `e2e db import`: done with its result, or failed with
+// the error. Written by the leader only.
+void write_bundle(const std::string& dir, const Config& config, const JobSpec& job, const JobRun* run,
+                  const std::string& error) {
+  ResultBundle bundle;
+  bundle.experiment.name = config.experiment;
+  bundle.experiment.config_json = config_to_json(config);
+  bundle.experiment.config_hash = config_hash(config);
+  bundle.experiment.code_version = "e2e 0.1.0";
+  bundle.fold = job.fold;
+  bundle.sparsity = job.sparsity;
+  bundle.seed = job.seed;
+  bundle.max_attempts = config.sweep.max_attempts;
+  bundle.node = host_name();
+  bundle.status = run ? JobStatus::Done : JobStatus::Failed;
+  bundle.error = error;
+  bundle.attempts = run ? 0 : 1;
+  const std::string checkpoint = (std::filesystem::path(job.out_dir) / "checkpoint.ckpt").string();
+  if (run) {
+    bundle.checkpoint = Checkpoint{run->checkpoint_path, sha256_file(run->checkpoint_path), run->iteration};
+    for (const EpochRecord& r : run->history) bundle.epochs.push_back(to_epoch_row(r));
+    const int64_t updates = run->history.empty() ? 0 : run->history.back().topology_updates;
+    bundle.result = to_store_result(run->metrics, run->topology, updates);
+  }
+  write_result_bundle(dir, bundle);
+  spdlog::info("result bundle → {}", dir);
+}
 
 std::string default_out_dir(const Config& config, const JobSpec& job) {
   return fmt::format("results/{}/fold{}_s{}_seed{}", config.experiment, job.fold, job.sparsity, job.seed);
@@ -48,7 +90,16 @@ int run_train(const TrainOptions& options) {
                  job.sparsity, job.seed, comm->size(), comm->backend(), job.out_dir);
   JobOptions job_options;
   job_options.loader_threads = options.loader_threads;
-  const JobRun result = run_job(config, job, *comm, stop, {}, job_options);
+  JobRun result;
+  try {
+    result = run_job(config, job, *comm, stop, {}, job_options);
+  } catch (const std::exception& e) {
+    if (!options.bundle.empty() && comm->is_leader())
+      write_bundle(options.bundle, config, job, nullptr, e.what());
+    throw;
+  }
+  if (result.outcome == TrainOutcome::Finished && !options.bundle.empty() && comm->is_leader())
+    write_bundle(options.bundle, config, job, &result, "");
   if (result.outcome == TrainOutcome::Stopped) {
     if (comm->is_leader())
       spdlog::warn("stopped by signal {} at iteration {}: checkpoint {} (rerun with --resume)",
@@ -74,6 +125,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--resume", options->resume, "continue from the job folder's checkpoint");
   cmd->add_option("--loader-threads", options->loader_threads,
                   "data loader threads (default: cores per rank - 1)");
+  cmd->add_option(
+      "--bundle", options->bundle,
+      "also write a result bundle folder here when the job ends (for `e2e db import`; job arrays)");
   cmd->footer(
       "Outputs in the job folder: checkpoint.ckpt, epochs.jsonl, learning_curve.png, validation/*.nii.gz, "
       "metrics.json.\n"

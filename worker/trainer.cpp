@@ -357,6 +357,25 @@ TrainOutcome Trainer::run(int64_t stop_at_iteration) {
   return TrainOutcome::Stopped;
 }
 
+std::string Trainer::state_digest() {
+  Sha256 hash;
+  auto add = [&hash](const torch::Tensor& t) {
+    const torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+    hash.update(c.data_ptr(), static_cast<std::size_t>(c.numel() * c.element_size()));
+  };
+  for (const auto& p : net_->parameters()) add(p);
+  for (const auto& b : net_->buffers()) add(b);
+  auto& state = optimizer_->state();
+  for (const auto& p : net_->parameters()) {
+    auto found = state.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    if (found == state.end()) continue;
+    if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(found->second.get()))
+      if (sgd->momentum_buffer().defined()) add(sgd->momentum_buffer());
+  }
+  hash.update(dsff_->topology().serialize());
+  return hash.hex_digest();
+}
+
 void Trainer::save_checkpoint() {
   last_checkpoint_time_ = std::chrono::steady_clock::now();
   if (!comm_.is_leader()) return;
@@ -384,6 +403,7 @@ void Trainer::save_checkpoint() {
                                {"total_iterations", total_iterations()},
                                {"topology_updates", topology_updates_},
                                {"topology_hash", dsff_->topology().hash_hex()},
+                               {"state_sha256", state_digest()},
                                {"epoch_loss_sum", epoch_loss_sum_},
                                {"epoch_steps", epoch_steps_},
                                {"epoch_elapsed", epoch_elapsed_},
