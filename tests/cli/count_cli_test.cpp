@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include "run_e2e.hpp"
 
 #include <array>
 #include <cstdio>
@@ -14,22 +15,12 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
+using Result = e2e_cli::CliResult;
+using e2e_cli::run_e2e;
 
-Result run_e2e(const std::string& args) {
-  const std::string command = std::string(E2E_EXE) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+std::string config(const std::string& name) {
+  return std::string(E2E_SOURCE_DIR) + "/configs/" + name;
 }
-
-std::string config(const std::string& name) { return std::string(E2E_SOURCE_DIR) + "/configs/" + name; }
 
 std::string write_temp_config(const std::string& name, const std::string& text) {
   const auto path = std::filesystem::temp_directory_path() / ("e2e_cli_test_" + name + ".yaml");
@@ -85,7 +76,8 @@ TEST(CountCli, MarkdownAndCsvFormats) {
   EXPECT_THAT(md.output, HasSubstr("| 0 | 23899088 | 23.899 | 3069.548 |"));
   EXPECT_THAT(md.output, HasSubstr("| 0.8 | 9445351 | 9.445 | 778.742 |"));
   Result csv = run_e2e("count --config " + config("amos.yaml") + " --sparsity 0.8 --format csv");
-  EXPECT_THAT(csv.output, HasSubstr("sparsity,params,params_m,flops,gflops\n0.8,9445351,9.445,778741612544,778.742\n"));
+  EXPECT_THAT(csv.output,
+              HasSubstr("sparsity,params,params_m,flops,gflops\n0.8,9445351,9.445,778741612544,778.742\n"));
 }
 
 TEST(CountCli, PatchOverride) {
@@ -107,13 +99,16 @@ void expect_usage_error(const std::string& args, const std::string& field) {
 
 TEST(CountCli, BadConfigsExitWithCode2AndNameTheField) {
   expect_usage_error("count --config /nonexistent.yaml", "/nonexistent.yaml: cannot open");
-  expect_usage_error("count --config " + write_temp_config("type", "model:\n  levels: six\n"), "model.levels");
+  expect_usage_error("count --config " + write_temp_config("type", "model:\n  levels: six\n"),
+                     "model.levels");
   expect_usage_error("count --config " + write_temp_config("neg", "model:\n  base_channels: -1\n"),
                      "model.base_channels");
   expect_usage_error("count --config " + write_temp_config("zero", "training:\n  patch_size: [0, 64, 64]\n"),
                      "training.patch_size");
-  expect_usage_error("count --config " + write_temp_config("unknown", "model:\n  chanels: 3\n"), "model.chanels");
-  expect_usage_error("count --config " + write_temp_config("sp", "sparsity:\n  levels: [1.5]\n"), "sparsity.levels[0]");
+  expect_usage_error("count --config " + write_temp_config("unknown", "model:\n  chanels: 3\n"),
+                     "model.chanels");
+  expect_usage_error("count --config " + write_temp_config("sp", "sparsity:\n  levels: [1.5]\n"),
+                     "sparsity.levels[0]");
   expect_usage_error("count --config " + config("amos.yaml") + " --sparsity 1.0", "--sparsity");
   expect_usage_error("count --config " + config("amos.yaml") + " --sparsity -0.2", "--sparsity");
   expect_usage_error("count --config " + config("amos.yaml") + " --format xml", "--format");

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "run_e2e.hpp"
 
 #include <array>
 #include <cstdio>
@@ -22,20 +23,8 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout, and stderr unless dropped
-};
-
-Result run_e2e(const std::string& args, bool keep_stderr = true) {
-  const std::string command = std::string(E2E_EXE) + " " + args + (keep_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+using Result = e2e_cli::CliResult;
+using e2e_cli::run_e2e;
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "run_e2e.hpp"
 
 #include <array>
 #include <atomic>
@@ -21,20 +22,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-Result run_e2e(const std::string& args, bool merge_stderr = true) {
-  const std::string command = std::string(E2E_EXE) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+using Result = e2e_cli::CliResult;
+using e2e_cli::run_e2e;
 
 // Answers every connection on 127.0.0.1 with one canned HTTP response.
 class CannedServer {
