@@ -4,10 +4,18 @@
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace e2e {
+
+// A collective in flight; wait() blocks until its result is in place.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  virtual void wait() = 0;
+};
 
 class Communicator {
  public:
@@ -24,11 +32,22 @@ class Communicator {
     all_reduce_sum(tensor);
     if (size() > 1) tensor.div_(size());
   }
+  // Starts a sum all-reduce and returns without waiting (the gradient buckets overlap it with the rest of
+  // the backward pass). Calls must be made in the same order on every rank. Default: synchronous.
+  virtual std::unique_ptr<PendingCollective> start_all_reduce_sum(torch::Tensor& tensor);
   // Small host-side values (epoch statistics, hashes, topology bytes).
   virtual void all_reduce_sum(std::vector<double>& values) = 0;
   virtual void broadcast_bytes(std::string& bytes, int root) = 0;
   virtual void barrier() = 0;
 };
+
+inline std::unique_ptr<PendingCollective> Communicator::start_all_reduce_sum(torch::Tensor& tensor) {
+  struct Done : PendingCollective {
+    void wait() override {}
+  };
+  all_reduce_sum(tensor);
+  return std::make_unique<Done>();
+}
 
 // A job of one rank: every collective is the identity.
 class SingleProcessCommunicator : public Communicator {

@@ -124,6 +124,44 @@ void MpiCommunicator::all_reduce_sum(torch::Tensor& tensor) {
             });
 }
 
+namespace {
+
+class MpiPending : public PendingCollective {
+ public:
+  explicit MpiPending(std::vector<MPI_Request> requests) : requests_(std::move(requests)) {}
+  void wait() override {
+    if (requests_.empty()) return;
+    check(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE),
+          "MPI_Waitall");
+    requests_.clear();
+  }
+  ~MpiPending() override {
+    if (!requests_.empty())
+      MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+  }
+
+ private:
+  std::vector<MPI_Request> requests_;
+};
+
+}  // namespace
+
+std::unique_ptr<PendingCollective> MpiCommunicator::start_all_reduce_sum(torch::Tensor& tensor) {
+  std::vector<MPI_Request> requests;
+  if (size_ > 1) {
+    check_tensor(tensor);
+    const MPI_Datatype type = mpi_type(tensor.scalar_type());
+    in_chunks(tensor.numel(), tensor.element_size(), static_cast<char*>(tensor.data_ptr()),
+              [&](char* data, int count) {
+                MPI_Request request;
+                check(MPI_Iallreduce(MPI_IN_PLACE, data, count, type, MPI_SUM, comm_, &request),
+                      "MPI_Iallreduce");
+                requests.push_back(request);
+              });
+  }
+  return std::make_unique<MpiPending>(std::move(requests));
+}
+
 void MpiCommunicator::all_reduce_sum(std::vector<double>& values) {
   if (size_ == 1 || values.empty()) return;
   check(

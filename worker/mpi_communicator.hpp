@@ -24,6 +24,7 @@ class MpiCommunicator : public Communicator {
 
   void broadcast(torch::Tensor& tensor, int root) override;
   void all_reduce_sum(torch::Tensor& tensor) override;
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(torch::Tensor& tensor) override;
   void all_reduce_sum(std::vector<double>& values) override;
   void broadcast_bytes(std::string& bytes, int root) override;
   void barrier() override;

@@ -11,6 +11,7 @@
 #include "configs/hash.hpp"
 #include "model/rng.hpp"
 #include "worker/checkpoint.hpp"
+#include "worker/gradient_buckets.hpp"
 #include "worker/loss.hpp"
 #include "worker/plot.hpp"
 
@@ -129,6 +130,7 @@ Trainer::Trainer(Config config, JobSpec job, BatchSource& batches, Communicator&
     spdlog::info("no checkpoint in {}: starting from scratch", job_.out_dir);
   }
   synchronize_initial_state();
+  if (comm_.size() > 1) gradient_buckets_ = std::make_unique<GradientBuckets>(net_->parameters(), comm_);
   last_checkpoint_time_ = std::chrono::steady_clock::now();
 }
 
@@ -178,22 +180,9 @@ void Trainer::verify_topology_across_ranks() {
 }
 
 void Trainer::reduce_gradients() {
-  if (comm_.size() == 1) return;
-  std::vector<torch::Tensor> grads, flat_views;
-  for (auto& p : net_->parameters()) {
-    if (!p.grad().defined()) continue;
-    grads.push_back(p.grad());
-    flat_views.push_back(p.grad().reshape({-1}));
-  }
-  if (grads.empty()) return;
+  if (!gradient_buckets_) return;
   const auto start = std::chrono::steady_clock::now();
-  torch::Tensor flat = torch::cat(flat_views);
-  comm_.all_reduce_average(flat);
-  int64_t offset = 0;
-  for (auto& g : grads) {
-    g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
-    offset += g.numel();
-  }
+  gradient_buckets_->finish();
   epoch_allreduce_seconds_ += seconds_since(start);
 }
 
@@ -218,6 +207,7 @@ double Trainer::train_step(const TrainingBatch& batch) {
   if (!std::isfinite(value[0]))
     throw TrainingError("non-finite training loss at iteration " + std::to_string(iteration_ + 1) +
                         "; the last good checkpoint is kept in " + job_.out_dir);
+  if (gradient_buckets_) gradient_buckets_->prepare();
   loss.backward();
   reduce_gradients();
   torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.training.grad_clip);

@@ -15,6 +15,7 @@
 #include "model/dsff.hpp"
 #include "model/e2enet.hpp"
 #include "worker/communicator.hpp"
+#include "worker/gradient_buckets.hpp"
 
 namespace e2e {
 
@@ -118,7 +119,8 @@ class Trainer {
   E2ENet net_{nullptr};
   std::unique_ptr<Dsff> dsff_;
   std::unique_ptr<torch::optim::SGD> optimizer_;
-  int64_t iteration_ = 0;  // completed optimizer steps
+  std::unique_ptr<GradientBuckets> gradient_buckets_;  // data-parallel jobs only
+  int64_t iteration_ = 0;                              // completed optimizer steps
   int64_t topology_updates_ = 0;
   bool stop_agreed_ = false;   // some rank was asked to stop (agreed at the last step's all-reduce)
   double epoch_loss_sum_ = 0;  // running sums of the current epoch (checkpointed for exact logs)

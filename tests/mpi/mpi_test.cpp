@@ -6,6 +6,7 @@
 
 #include "../worker/blob_batches.hpp"
 #include "configs/hash.hpp"
+#include "worker/gradient_buckets.hpp"
 #include "worker/mpi_communicator.hpp"
 
 namespace e2e {
@@ -114,6 +115,42 @@ TEST(DataParallel, MatchesOneProcessWithTheGlobalBatchAndStaysIdenticalAcrossRan
     std::filesystem::remove_all(dir);
   }
   comm.barrier();
+}
+
+TEST(GradientBuckets, SmallBucketsAverageLikeOneFlatAllReduce) {
+  MpiCommunicator& comm = world();
+  ModelConfig model = tiny_config().model;
+  torch::manual_seed(5);
+  E2ENet net(model);
+  GradientBuckets buckets(net->parameters(), comm, /*bucket_bytes=*/4096);
+  EXPECT_GE(buckets.bucket_count(), 3);   // several buckets, launched while backward runs
+  torch::manual_seed(100 + comm.rank());  // every rank sees other data
+  const torch::Tensor x = torch::randn({2, 1, 4, 16, 16});
+  auto loss_of = [&] {
+    torch::Tensor loss = torch::zeros({});
+    for (const auto& out : net->forward(x)) loss = loss + out.pow(2).mean();
+    return loss;
+  };
+  net->zero_grad();
+  buckets.prepare();
+  loss_of().backward();
+  buckets.finish();
+  std::vector<torch::Tensor> bucketed;
+  for (const auto& p : net->parameters()) bucketed.push_back(p.grad().clone());
+
+  net->zero_grad();
+  loss_of().backward();  // hooks inactive: local gradients
+  std::vector<torch::Tensor> flat_parts;
+  for (const auto& p : net->parameters()) flat_parts.push_back(p.grad().reshape({-1}));
+  torch::Tensor flat = torch::cat(flat_parts);
+  comm.all_reduce_average(flat);
+  int64_t offset = 0;
+  for (std::size_t i = 0; i < bucketed.size(); ++i) {
+    const int64_t n = bucketed[i].numel();
+    EXPECT_TRUE(torch::allclose(bucketed[i].reshape({-1}), flat.narrow(0, offset, n), 1e-6, 1e-9))
+        << "parameter " << i;
+    offset += n;
+  }
 }
 
 TEST(DataParallel, TopologyMismatchFailsOnEveryRank) {
