@@ -30,7 +30,8 @@ class CaseSource {
 // Cases held in memory (tests, small datasets).
 class MemoryCaseSource : public CaseSource {
  public:
-  explicit MemoryCaseSource(std::vector<std::shared_ptr<const PreprocessedCase>> cases) : cases_(std::move(cases)) {}
+  explicit MemoryCaseSource(std::vector<std::shared_ptr<const PreprocessedCase>> cases)
+      : cases_(std::move(cases)) {}
   std::size_t size() const override { return cases_.size(); }
   std::string case_id(std::size_t index) const override { return cases_.at(index)->id; }
   std::shared_ptr<const PreprocessedCase> load(std::size_t index) const override { return cases_.at(index); }

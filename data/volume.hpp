@@ -16,7 +16,9 @@ namespace e2e {
 using Shape3 = Int3;                     // (D, H, W)
 using Spacing3 = std::array<double, 3>;  // mm, (z, y, x)
 
-inline int64_t voxel_count(const Shape3& s) { return s[0] * s[1] * s[2]; }
+inline int64_t voxel_count(const Shape3& s) {
+  return s[0] * s[1] * s[2];
+}
 
 // A single-channel volume.
 template <typename T>

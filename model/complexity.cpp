@@ -23,13 +23,15 @@ std::string format_size(const Int3& s) {
 
 }  // namespace
 
-Complexity count_complexity(const std::vector<LayerInfo>& layers, const Int3& patch, const ActiveKernels& active) {
+Complexity count_complexity(const std::vector<LayerInfo>& layers, const Int3& patch,
+                            const ActiveKernels& active) {
   std::map<int, Int3> level_size{{0, patch}};
   Complexity total;
   for (const LayerInfo& layer : layers) {
     auto in = level_size.find(layer.in_level);
     if (in == level_size.end())
-      throw std::logic_error("layer " + layer.name + " reads level " + std::to_string(layer.in_level) + " before it exists");
+      throw std::logic_error("layer " + layer.name + " reads level " + std::to_string(layer.in_level) +
+                             " before it exists");
     const Int3 out = output_size(layer, in->second);
     auto [known, inserted] = level_size.emplace(layer.out_level, out);
     if (!inserted && known->second != out)

@@ -34,6 +34,7 @@ using ActiveKernels = std::map<std::string, int64_t>;
 
 // FLOPs for a batch-1 input of `patch` voxels. Throws std::invalid_argument when the patch does not pass
 // through the network's pools cleanly (levels would not line up).
-Complexity count_complexity(const std::vector<LayerInfo>& layers, const Int3& patch, const ActiveKernels& active);
+Complexity count_complexity(const std::vector<LayerInfo>& layers, const Int3& patch,
+                            const ActiveKernels& active);
 
 }  // namespace e2e

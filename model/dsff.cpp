@@ -56,7 +56,8 @@ Dsff::Dsff(std::vector<LayerInfo> masked_layers, DsffOptions options)
   if (!(options_.sparsity >= 0.0 && options_.sparsity < 1.0))
     throw std::invalid_argument("sparsity must be in [0, 1), got " + std::to_string(options_.sparsity));
   for (const LayerInfo& layer : layers_)
-    masks_.push_back(torch::ones({layer.rows(), layer.cols(), 1, 1, 1}, layer.weight.options().requires_grad(false)));
+    masks_.push_back(
+        torch::ones({layer.rows(), layer.cols(), 1, 1, 1}, layer.weight.options().requires_grad(false)));
 }
 
 double Dsff::density_of(const LayerInfo& layer) const {
@@ -126,7 +127,8 @@ Topology Dsff::propose_update(int64_t iteration, DsffUpdateStats* stats) const {
     std::vector<int64_t> inactive;
     for (int64_t k = 0; k < mask.size(); ++k)
       if (!mask.get(k)) inactive.push_back(k);
-    std::mt19937_64 gen(mix_seed({options_.seed, kRegrowStream, static_cast<uint64_t>(update_index(iteration)), t}));
+    std::mt19937_64 gen(
+        mix_seed({options_.seed, kRegrowStream, static_cast<uint64_t>(update_index(iteration)), t}));
     choose_prefix(inactive, n, gen);
     for (std::size_t k = 0; k < n; ++k) {
       mask.set(inactive[k], true);
@@ -140,17 +142,19 @@ Topology Dsff::propose_update(int64_t iteration, DsffUpdateStats* stats) const {
 
 void Dsff::set_topology(const Topology& topology) {
   if (topology.tensors.size() != layers_.size())
-    throw std::invalid_argument("topology has " + std::to_string(topology.tensors.size()) + " tensors, the model " +
-                                std::to_string(layers_.size()));
+    throw std::invalid_argument("topology has " + std::to_string(topology.tensors.size()) +
+                                " tensors, the model " + std::to_string(layers_.size()));
   for (std::size_t t = 0; t < layers_.size(); ++t) {
     const TensorMask& mask = topology.tensors[t];
     const LayerInfo& layer = layers_[t];
     if (mask.name != layer.name || mask.rows != layer.rows() || mask.cols != layer.cols())
       throw std::invalid_argument("topology tensor " + std::to_string(t) + " is '" + mask.name + "' " +
-                                  std::to_string(mask.rows) + "x" + std::to_string(mask.cols) + ", the model's is '" +
-                                  layer.name + "' " + std::to_string(layer.rows()) + "x" + std::to_string(layer.cols()));
+                                  std::to_string(mask.rows) + "x" + std::to_string(mask.cols) +
+                                  ", the model's is '" + layer.name + "' " + std::to_string(layer.rows()) +
+                                  "x" + std::to_string(layer.cols()));
   }
-  for (std::size_t t = 0; t < layers_.size(); ++t) masks_[t] = mask_to_tensor(topology.tensors[t], layers_[t].weight);
+  for (std::size_t t = 0; t < layers_.size(); ++t)
+    masks_[t] = mask_to_tensor(topology.tensors[t], layers_[t].weight);
 }
 
 void Dsff::apply(torch::optim::Optimizer* optimizer) {
@@ -176,13 +180,15 @@ DsffUpdateStats Dsff::update(int64_t iteration, torch::optim::Optimizer* optimiz
 
 Topology Dsff::topology() const {
   Topology topology;
-  for (std::size_t t = 0; t < layers_.size(); ++t) topology.tensors.push_back(tensor_to_mask(layers_[t].name, masks_[t]));
+  for (std::size_t t = 0; t < layers_.size(); ++t)
+    topology.tensors.push_back(tensor_to_mask(layers_[t].name, masks_[t]));
   return topology;
 }
 
 ActiveKernels Dsff::active_kernels() const {
   ActiveKernels active;
-  for (std::size_t t = 0; t < layers_.size(); ++t) active[layers_[t].name] = std::llround(masks_[t].sum().item<double>());
+  for (std::size_t t = 0; t < layers_.size(); ++t)
+    active[layers_[t].name] = std::llround(masks_[t].sum().item<double>());
   return active;
 }
 

@@ -13,12 +13,12 @@
 namespace e2e {
 
 struct DsffOptions {
-  double sparsity = 0.0;                  // fraction of inactive kernels per masked tensor
-  std::optional<double> level0_density;   // density forced on the level-0 fusion convs (reference quirk)
-  int64_t update_interval = 1200;         // iterations between updates; 0 = static sparse training
+  double sparsity = 0.0;                 // fraction of inactive kernels per masked tensor
+  std::optional<double> level0_density;  // density forced on the level-0 fusion convs (reference quirk)
+  int64_t update_interval = 1200;        // iterations between updates; 0 = static sparse training
   double prune_rate_start = 0.5;
   double prune_rate_end = 0.001;
-  int64_t total_iterations = 1;           // T of the cosine schedule
+  int64_t total_iterations = 1;  // T of the cosine schedule
   uint64_t seed = 0;
 
   static DsffOptions from_config(const SparsityConfig& config, double sparsity, int64_t total_iterations,
@@ -28,9 +28,9 @@ struct DsffOptions {
 struct DsffUpdateStats {
   int64_t iteration = 0;
   double rate = 0;
-  int64_t pruned = 0;       // = regrown: the per-tensor active counts never change
-  int64_t regrown_new = 0;  // regrown kernels that start at zero
-  int64_t regrown_kept = 0; // just-pruned kernels drawn again, which keep their weights
+  int64_t pruned = 0;        // = regrown: the per-tensor active counts never change
+  int64_t regrown_new = 0;   // regrown kernels that start at zero
+  int64_t regrown_kept = 0;  // just-pruned kernels drawn again, which keep their weights
 };
 
 class Dsff {

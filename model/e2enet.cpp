@@ -6,11 +6,17 @@ namespace e2e {
 
 namespace {
 
-torch::ExpandingArray<3> expand(const Int3& v) { return torch::ExpandingArray<3>({v[0], v[1], v[2]}); }
+torch::ExpandingArray<3> expand(const Int3& v) {
+  return torch::ExpandingArray<3>({v[0], v[1], v[2]});
+}
 
-Int3 half_of(const Int3& kernel) { return {kernel[0] / 2, kernel[1] / 2, kernel[2] / 2}; }
+Int3 half_of(const Int3& kernel) {
+  return {kernel[0] / 2, kernel[1] / 2, kernel[2] / 2};
+}
 
-std::string node_name(int level, int column) { return "x" + std::to_string(level) + "_" + std::to_string(column); }
+std::string node_name(int level, int column) {
+  return "x" + std::to_string(level) + "_" + std::to_string(column);
+}
 
 // Module names may not contain dots; layer names use them for readability.
 std::string module_name(std::string name) {
@@ -23,20 +29,26 @@ std::string module_name(std::string name) {
 
 const char* to_string(LayerKind kind) {
   switch (kind) {
-    case LayerKind::BackboneConv: return "backbone";
-    case LayerKind::FusionConv: return "fusion";
-    case LayerKind::UpConv: return "up";
-    case LayerKind::Head: return "head";
+    case LayerKind::BackboneConv:
+      return "backbone";
+    case LayerKind::FusionConv:
+      return "fusion";
+    case LayerKind::UpConv:
+      return "up";
+    case LayerKind::Head:
+      return "head";
   }
   return "?";
 }
 
 ConvBlockImpl::ConvBlockImpl(int64_t in, int64_t out, Int3 kernel, Int3 stride, int shift)
     : shift_size(shift) {
-  conv = register_module(
-      "conv", torch::nn::Conv3d(
-                  torch::nn::Conv3dOptions(in, out, expand(kernel)).stride(expand(stride)).padding(expand(half_of(kernel))).bias(true)));
-  norm = register_module("norm", torch::nn::InstanceNorm3d(torch::nn::InstanceNorm3dOptions(out).eps(1e-5).affine(true)));
+  conv = register_module("conv", torch::nn::Conv3d(torch::nn::Conv3dOptions(in, out, expand(kernel))
+                                                       .stride(expand(stride))
+                                                       .padding(expand(half_of(kernel)))
+                                                       .bias(true)));
+  norm = register_module(
+      "norm", torch::nn::InstanceNorm3d(torch::nn::InstanceNorm3dOptions(out).eps(1e-5).affine(true)));
 }
 
 torch::Tensor ConvBlockImpl::forward(const torch::Tensor& x) {
@@ -51,8 +63,8 @@ E2ENetImpl::E2ENetImpl(const ModelConfig& config) : config_(config) {
   init_weights();
 }
 
-ConvBlock E2ENetImpl::add_block(const std::string& name, LayerKind kind, int in_level, int out_level, int64_t in,
-                                int64_t out, Int3 stride, bool shift) {
+ConvBlock E2ENetImpl::add_block(const std::string& name, LayerKind kind, int in_level, int out_level,
+                                int64_t in, int64_t out, Int3 stride, bool shift) {
   ConvBlock block(in, out, config_.conv_kernel, stride, shift ? config_.shift_size : 0);
   register_module(module_name(name), block);
   LayerInfo info;
@@ -80,9 +92,10 @@ void E2ENetImpl::build_backbone() {
     const Int3 stride = level == 0 ? unit : config_.pools[level - 1];
     const std::string prefix = "enc" + std::to_string(level);
     const bool shift_first = level > 0 || config_.shift_input;
-    backbone_.push_back({add_block(prefix + ".conv0", LayerKind::BackboneConv, std::max(level - 1, 0), level, in,
-                                   out, stride, shift_first),
-                         add_block(prefix + ".conv1", LayerKind::BackboneConv, level, level, out, out, unit, true)});
+    backbone_.push_back(
+        {add_block(prefix + ".conv0", LayerKind::BackboneConv, std::max(level - 1, 0), level, in, out, stride,
+                   shift_first),
+         add_block(prefix + ".conv1", LayerKind::BackboneConv, level, level, out, out, unit, true)});
   }
 }
 
@@ -98,9 +111,10 @@ void E2ENetImpl::build_fusion() {
       const Int3 pool = config_.pools[i];  // between level i and i + 1
       node.up = register_module(
           module_name(name + ".up"),
-          torch::nn::ConvTranspose3d(torch::nn::ConvTranspose3dOptions(config_.channels(i + 1), config_.channels(i), expand(pool))
-                                         .stride(expand(pool))
-                                         .bias(false)));
+          torch::nn::ConvTranspose3d(
+              torch::nn::ConvTranspose3dOptions(config_.channels(i + 1), config_.channels(i), expand(pool))
+                  .stride(expand(pool))
+                  .bias(false)));
       LayerInfo up;
       up.name = name + ".up";
       up.kind = LayerKind::UpConv;
@@ -128,7 +142,8 @@ void E2ENetImpl::build_heads() {
   for (int level = 0; level <= last_head_level; ++level) {
     auto head = register_module(
         "head" + std::to_string(level),
-        torch::nn::Conv3d(torch::nn::Conv3dOptions(config_.channels(level), config_.num_classes, 1).bias(false)));
+        torch::nn::Conv3d(
+            torch::nn::Conv3dOptions(config_.channels(level), config_.num_classes, 1).bias(false)));
     heads_.push_back(head);
     head_columns_.push_back(config_.levels - 1 - level);
     LayerInfo info;
@@ -180,8 +195,8 @@ torch::Tensor E2ENetImpl::run_node(FusionNode& node, const std::vector<std::vect
 }
 
 std::vector<torch::Tensor> E2ENetImpl::forward(const torch::Tensor& input) {
-  TORCH_CHECK(input.dim() == 5 && input.size(1) == config_.in_channels, "E2ENet expects N×", config_.in_channels,
-              "×D×H×W input, got ", input.sizes());
+  TORCH_CHECK(input.dim() == 5 && input.size(1) == config_.in_channels, "E2ENet expects N×",
+              config_.in_channels, "×D×H×W input, got ", input.sizes());
   const int levels = config_.levels;
   std::vector<std::vector<torch::Tensor>> x(levels, std::vector<torch::Tensor>(levels));
   torch::Tensor h = input;
@@ -193,7 +208,8 @@ std::vector<torch::Tensor> E2ENetImpl::forward(const torch::Tensor& input) {
 
   const bool all_heads = is_training() && config_.deep_supervision;
   std::vector<torch::Tensor> outputs;
-  for (int k = 0; k < (all_heads ? num_heads() : 1); ++k) outputs.push_back(heads_[k]->forward(x[k][head_columns_[k]]));
+  for (int k = 0; k < (all_heads ? num_heads() : 1); ++k)
+    outputs.push_back(heads_[k]->forward(x[k][head_columns_[k]]));
   return outputs;
 }
 

@@ -26,8 +26,8 @@ struct LayerInfo {
   Int3 kernel{1, 1, 1};
   Int3 stride{1, 1, 1};
   Int3 padding{0, 0, 0};
-  bool masked = false;        // one of the 35 DSFF tensors
-  bool level0_fusion = false; // a level-0 fusion conv (target of sparsity.level0_density)
+  bool masked = false;         // one of the 35 DSFF tensors
+  bool level0_fusion = false;  // a level-0 fusion conv (target of sparsity.level0_density)
 
   bool transposed() const { return kind == LayerKind::UpConv; }
   // Kernel grid (dim0, dim1) of the weight: (out, in) for convs, (in, out) for transposed convs.

@@ -22,7 +22,8 @@ class ByteReader {
   uint64_t u64() {
     need(8);
     uint64_t value = 0;
-    for (int i = 0; i < 8; ++i) value |= static_cast<uint64_t>(static_cast<unsigned char>(bytes_[pos_ + i])) << (8 * i);
+    for (int i = 0; i < 8; ++i)
+      value |= static_cast<uint64_t>(static_cast<unsigned char>(bytes_[pos_ + i])) << (8 * i);
     pos_ += 8;
     return value;
   }
@@ -91,7 +92,8 @@ std::string Topology::serialize() const {
     put_u64(out, static_cast<uint64_t>(t.rows));
     put_u64(out, static_cast<uint64_t>(t.cols));
     const int64_t nbytes = (t.size() + 7) / 8;
-    for (int64_t b = 0; b < nbytes; ++b) out.push_back(static_cast<char>((t.words[b / 8] >> (8 * (b % 8))) & 0xff));
+    for (int64_t b = 0; b < nbytes; ++b)
+      out.push_back(static_cast<char>((t.words[b / 8] >> (8 * (b % 8))) & 0xff));
   }
   return out;
 }
@@ -100,7 +102,8 @@ Topology Topology::deserialize(const std::string& bytes) {
   ByteReader in(bytes);
   if (in.take(4) != std::string(kMagic, 4)) throw std::invalid_argument("not a topology blob (bad magic)");
   const uint64_t version = in.u64();
-  if (version != kVersion) throw std::invalid_argument("unsupported topology version " + std::to_string(version));
+  if (version != kVersion)
+    throw std::invalid_argument("unsupported topology version " + std::to_string(version));
   const uint64_t count = in.u64();
   if (count > bytes.size()) throw std::invalid_argument("topology blob is truncated");
   Topology topology;
@@ -114,7 +117,8 @@ Topology Topology::deserialize(const std::string& bytes) {
       throw std::invalid_argument("topology blob has an impossible shape for '" + name + "'");
     TensorMask mask(std::move(name), rows, cols);
     const int64_t nbytes = (mask.size() + 7) / 8;
-    for (int64_t b = 0; b < nbytes; ++b) mask.words[b / 8] |= static_cast<uint64_t>(in.byte()) << (8 * (b % 8));
+    for (int64_t b = 0; b < nbytes; ++b)
+      mask.words[b / 8] |= static_cast<uint64_t>(in.byte()) << (8 * (b % 8));
     if (mask.size() % 64 != 0 && !mask.words.empty() && (mask.words.back() >> (mask.size() % 64)) != 0)
       throw std::invalid_argument("topology blob has bits set past the end of '" + mask.name + "'");
     topology.tensors.push_back(std::move(mask));

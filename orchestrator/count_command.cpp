@@ -28,9 +28,13 @@ struct CountRow {
   Complexity complexity;
 };
 
-std::string patch_text(const Int3& p) { return fmt::format("{}x{}x{}", p[0], p[1], p[2]); }
+std::string patch_text(const Int3& p) {
+  return fmt::format("{}x{}x{}", p[0], p[1], p[2]);
+}
 
-double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+double round3(double v) {
+  return std::round(v * 1000.0) / 1000.0;
+}
 
 nlohmann::json layer_json(const LayerCost& l) {
   return {{"name", l.name},
@@ -65,7 +69,8 @@ void print_json(const Config& config, const Int3& patch, const std::vector<Count
 
 void print_csv(const std::vector<CountRow>& rows, bool layers) {
   if (layers) {
-    std::cout << "sparsity,layer,kind,in_channels,out_channels,output_size,kernels_active,kernels_total,params,flops\n";
+    std::cout << "sparsity,layer,kind,in_channels,out_channels,output_size,kernels_active,kernels_total,"
+                 "params,flops\n";
     for (const CountRow& row : rows)
       for (const LayerCost& l : row.complexity.layers)
         std::cout << fmt::format("{},{},{},{},{},{},{},{},{},{}\n", row.sparsity, l.name, to_string(l.kind),
@@ -91,16 +96,17 @@ void print_markdown(const Config& config, const Int3& patch, const std::vector<C
     std::cout << "| layer | kind | in | out | output | active / kernels | params | GFLOPs |\n"
                  "|---|---|---:|---:|---|---:|---:|---:|\n";
     for (const LayerCost& l : row.complexity.layers)
-      std::cout << fmt::format("| {} | {} | {} | {} | {} | {} / {} | {} | {:.3f} |\n", l.name, to_string(l.kind),
-                               l.in_channels, l.out_channels, patch_text(l.output_size), l.kernels_active,
-                               l.kernels_total, l.params, l.flops / 1e9);
+      std::cout << fmt::format("| {} | {} | {} | {} | {} | {} / {} | {} | {:.3f} |\n", l.name,
+                               to_string(l.kind), l.in_channels, l.out_channels, patch_text(l.output_size),
+                               l.kernels_active, l.kernels_total, l.params, l.flops / 1e9);
   }
 }
 
 void run_count(const CountOptions& options) {
   const Config config = load_config(options.config_path);
   const std::vector<double> sparsities = parse_sparsity_list(options.sparsity);
-  const Int3 patch = options.patch.empty() ? config.training.patch_size : parse_int3(options.patch, "--patch");
+  const Int3 patch =
+      options.patch.empty() ? config.training.patch_size : parse_int3(options.patch, "--patch");
 
   torch::NoGradGuard no_grad;
   E2ENet net(config.model);
@@ -126,10 +132,13 @@ void run_count(const CountOptions& options) {
 
 void add_count_command(CLI::App& app) {
   auto options = std::make_shared<CountOptions>();
-  CLI::App* cmd = app.add_subcommand("count", "Params and FLOPs of a configuration at given sparsities (paper eq. 4-5)");
+  CLI::App* cmd =
+      app.add_subcommand("count", "Params and FLOPs of a configuration at given sparsities (paper eq. 4-5)");
   cmd->add_option("--config", options->config_path, "experiment YAML (e.g. configs/amos.yaml)")->required();
-  cmd->add_option("--sparsity", options->sparsity, "comma-separated sparsities in [0, 1)")->capture_default_str();
-  cmd->add_option("--patch", options->patch, "input patch D,H,W (default: training.patch_size of the config)");
+  cmd->add_option("--sparsity", options->sparsity, "comma-separated sparsities in [0, 1)")
+      ->capture_default_str();
+  cmd->add_option("--patch", options->patch,
+                  "input patch D,H,W (default: training.patch_size of the config)");
   cmd->add_option("--format", options->format, "output format")
       ->check(CLI::IsMember({"md", "csv", "json"}))
       ->capture_default_str();

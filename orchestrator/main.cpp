@@ -1,9 +1,9 @@
 // e2e: the one binary. Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 3 preempted.
 #include <spdlog/spdlog.h>
 
+#include <c10/util/Exception.h>
 #include <CLI/CLI.hpp>
 #include <string>
-#include <c10/util/Exception.h>
 
 #include "configs/config.hpp"
 #include "orchestrator/commands.hpp"

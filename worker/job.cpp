@@ -28,7 +28,7 @@ double summary_number(const nlohmann::json& report, const std::string& key) {
 }
 
 JobRun run_job(const Config& config, const JobSpec& job, Communicator& comm, const std::atomic<bool>* stop,
-                  const TrainerHooks& hooks, const JobOptions& options) {
+               const TrainerHooks& hooks, const JobOptions& options) {
   if (config.training.threads > 0) at::set_num_threads(config.training.threads);
   std::string store_dir;
   if (comm.is_leader()) store_dir = ensure_preprocessed(config, options.preprocess_workers);

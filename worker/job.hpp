@@ -28,6 +28,6 @@ double summary_number(const nlohmann::json& report, const std::string& key);
 
 // Collective over `comm`. Throws TrainingError / InputError / ConfigError with clear messages.
 JobRun run_job(const Config& config, const JobSpec& job, Communicator& comm, const std::atomic<bool>* stop,
-                  const TrainerHooks& hooks = {}, const JobOptions& options = {});
+               const TrainerHooks& hooks = {}, const JobOptions& options = {});
 
 }  // namespace e2e

@@ -8,9 +8,12 @@
 
 namespace {
 
-e2e::Config load(const char* name) { return e2e::load_config(std::string(E2E_SOURCE_DIR) + "/configs/" + name); }
+e2e::Config load(const char* name) {
+  return e2e::load_config(std::string(E2E_SOURCE_DIR) + "/configs/" + name);
+}
 
-void train_step(benchmark::State& state, const e2e::ModelConfig& model, e2e::Int3 patch, int64_t batch, double sparsity) {
+void train_step(benchmark::State& state, const e2e::ModelConfig& model, e2e::Int3 patch, int64_t batch,
+                double sparsity) {
   at::set_num_threads(2);
   torch::manual_seed(0);
   e2e::E2ENet net(model);

@@ -39,7 +39,8 @@ TEST(DepthShift, MatchesNaiveLoopForEveryChannelCount) {
 
 TEST(DepthShift, ChunkSemanticsOn320And832Channels) {
   // 320 → groups 107, 107, 106: channel 106 moves by −1, 107 stays, 214 moves by +1.
-  torch::Tensor x = torch::arange(1, 4, torch::kFloat32).view({1, 1, 3, 1, 1}).expand({1, 320, 3, 1, 1}).contiguous();
+  torch::Tensor x =
+      torch::arange(1, 4, torch::kFloat32).view({1, 1, 3, 1, 1}).expand({1, 320, 3, 1, 1}).contiguous();
   torch::Tensor y = depth_shift(x, 3);
   EXPECT_FLOAT_EQ(y[0][106][0][0][0].item<float>(), 2.0f);  // out[0] = in[1]
   EXPECT_FLOAT_EQ(y[0][106][2][0][0].item<float>(), 0.0f);  // zero fill, no wrap

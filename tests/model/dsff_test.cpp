@@ -139,7 +139,8 @@ TEST(Dsff, MaskedWeightsAndMomentumStayZeroUnderSgd) {
   E2ENet net(test::tiny_model());
   Dsff dsff(net->masked_layers(), options(0.8));
   dsff.initialize();
-  torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.99).nesterov(true).weight_decay(3e-5));
+  torch::optim::SGD sgd(net->parameters(),
+                        torch::optim::SGDOptions(0.01).momentum(0.99).nesterov(true).weight_decay(3e-5));
   torch::Tensor x = torch::randn({2, 1, 4, 8, 8});
   for (int step = 1; step <= 6; ++step) {
     sgd.zero_grad();

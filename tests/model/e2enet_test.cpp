@@ -8,7 +8,9 @@
 namespace e2e {
 namespace {
 
-std::vector<int64_t> shape(const torch::Tensor& t) { return t.sizes().vec(); }
+std::vector<int64_t> shape(const torch::Tensor& t) {
+  return t.sizes().vec();
+}
 
 TEST(E2ENet, AmosArchitectureDeepSupervisionShapes) {
   torch::manual_seed(0);
@@ -45,9 +47,15 @@ TEST(E2ENet, LayerInventoryOfThePaperNetwork) {
   std::map<int, int64_t> fusion_input_channels;
   for (const LayerInfo& l : net->layers()) {
     switch (l.kind) {
-      case LayerKind::BackboneConv: ++backbone; break;
-      case LayerKind::UpConv: ++up; break;
-      case LayerKind::Head: ++heads; break;
+      case LayerKind::BackboneConv:
+        ++backbone;
+        break;
+      case LayerKind::UpConv:
+        ++up;
+        break;
+      case LayerKind::Head:
+        ++heads;
+        break;
       case LayerKind::FusionConv:
         ++fusion;
         if (l.name.substr(l.name.size() - 5) == "conv0") fusion_input_channels[l.out_level] = l.in_channels();
@@ -93,7 +101,8 @@ TEST(E2ENet, BiasAndInitialisationFollowTheReference) {
     }
   }
   for (const LayerInfo& l : net->layers()) {
-    EXPECT_EQ(l.bias_params > 0, l.kind == LayerKind::BackboneConv || l.kind == LayerKind::FusionConv) << l.name;
+    EXPECT_EQ(l.bias_params > 0, l.kind == LayerKind::BackboneConv || l.kind == LayerKind::FusionConv)
+        << l.name;
   }
 }
 

@@ -32,7 +32,8 @@ TEST(Overfit, TinyConfigHalvesItsLossOnAFixedBatch) {
   torch::Tensor image = labels.to(torch::kFloat32) + 0.3 * torch::randn(labels.sizes());
   image = image.unsqueeze(1);
 
-  torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.99).nesterov(true).weight_decay(3e-5));
+  torch::optim::SGD sgd(net->parameters(),
+                        torch::optim::SGDOptions(0.01).momentum(0.99).nesterov(true).weight_decay(3e-5));
   const std::vector<double> weights = net->deep_supervision_weights();
   double first = 0, last = 0;
   for (int step = 1; step <= 60; ++step) {

@@ -6,9 +6,13 @@
 
 namespace e2e::test {
 
-inline std::string source_path(const std::string& relative) { return std::string(E2E_SOURCE_DIR) + "/" + relative; }
+inline std::string source_path(const std::string& relative) {
+  return std::string(E2E_SOURCE_DIR) + "/" + relative;
+}
 
-inline Config load_repo_config(const std::string& name) { return load_config(source_path("configs/" + name)); }
+inline Config load_repo_config(const std::string& name) {
+  return load_config(source_path("configs/" + name));
+}
 
 // A 3-level, 4-channel network: small enough for exhaustive DSFF checks.
 inline ModelConfig tiny_model() {
