@@ -3,7 +3,10 @@
 #include <ATen/autocast_mode.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <sstream>
@@ -120,6 +123,8 @@ Trainer::Trainer(Config config, JobSpec job, BatchSource& batches, Communicator&
                                                        .momentum(config_.training.momentum)
                                                        .nesterov(config_.training.nesterov)
                                                        .weight_decay(config_.training.weight_decay));
+  use_loss_scaling_ = device_.is_cuda() && config_.training.precision == "fp16";
+  loss_scale_ = use_loss_scaling_ ? 65536.0 : 1.0;
   const bool has_checkpoint = std::filesystem::exists(checkpoint_path());
   if (job_.resume && has_checkpoint) {
     load_checkpoint(checkpoint_path());
@@ -208,13 +213,38 @@ double Trainer::train_step(const TrainingBatch& batch) {
     throw TrainingError("non-finite training loss at iteration " + std::to_string(iteration_ + 1) +
                         "; the last good checkpoint is kept in " + job_.out_dir);
   if (gradient_buckets_) gradient_buckets_->prepare();
-  loss.backward();
+  (loss_scale_ == 1.0 ? loss : loss * loss_scale_).backward();
   reduce_gradients();
-  torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.training.grad_clip);
-  optimizer_->step();
+  if (unscale_gradients()) {
+    torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.training.grad_clip);
+    optimizer_->step();
+  }
   dsff_->apply(optimizer_.get());
   ++iteration_;
   return value[0] / comm_.size();
+}
+
+// fp16 on CUDA: dynamic loss scaling. Gradients were computed for loss × scale; divide them back, and skip
+// the step (halving the scale) when they overflowed. The reduced gradients are identical on every rank, so
+// every rank takes the same decision. Without fp16 the scale stays 1 and every step is taken.
+bool Trainer::unscale_gradients() {
+  if (!use_loss_scaling_) return true;
+  torch::NoGradGuard no_grad;
+  bool finite = true;
+  for (auto& p : net_->parameters()) {
+    if (!p.grad().defined()) continue;
+    p.grad().div_(loss_scale_);
+    finite = finite && torch::isfinite(p.grad()).all().item<bool>();
+  }
+  if (!finite) {
+    loss_scale_ = std::max(loss_scale_ * 0.5, 1.0);
+    good_steps_ = 0;
+    spdlog::debug("fp16 gradients overflowed at iteration {}: step skipped, loss scale {}", iteration_ + 1,
+                  loss_scale_);
+    return false;
+  }
+  if (++good_steps_ % 2000 == 0) loss_scale_ *= 2.0;
+  return true;
 }
 
 void Trainer::maybe_update_topology() {
@@ -273,6 +303,22 @@ EpochRecord Trainer::validate(int64_t epoch) {
   return record;
 }
 
+void Trainer::draw_progress(int64_t epoch, int64_t step, double mean_loss) const {
+  constexpr int64_t kWidth = 30;
+  const int64_t steps = config_.training.iterations_per_epoch;
+  const int64_t filled = kWidth * step / steps;
+  std::fprintf(stdout, "\r  epoch %lld/%lld [%s%s] %lld/%lld  loss %.4f ", static_cast<long long>(epoch + 1),
+               static_cast<long long>(config_.training.epochs), std::string(filled, '#').c_str(),
+               std::string(kWidth - filled, '.').c_str(), static_cast<long long>(step),
+               static_cast<long long>(steps), mean_loss);
+  std::fflush(stdout);
+}
+
+void Trainer::clear_progress() const {
+  std::fprintf(stdout, "\r%100s\r", "");
+  std::fflush(stdout);
+}
+
 void Trainer::finish_epoch(int64_t epoch, double epoch_seconds) {
   EpochRecord record = validate(epoch);
   record.train_loss = epoch_steps_ > 0 ? epoch_loss_sum_ / epoch_steps_ : std::nan("");
@@ -315,6 +361,8 @@ TrainOutcome Trainer::run(int64_t stop_at_iteration) {
   const int64_t per_epoch = config_.training.iterations_per_epoch;
   const int64_t end =
       stop_at_iteration < 0 ? total_iterations() : std::min(stop_at_iteration, total_iterations());
+  // A progress bar on a terminal; logs and pipes get one line per epoch only.
+  const bool show_progress = comm_.is_leader() && isatty(fileno(stdout));
   auto epoch_start = std::chrono::steady_clock::now();
   double elapsed_before = epoch_elapsed_;
   epoch_wait_start_ = batches_.wait_seconds();
@@ -325,7 +373,9 @@ TrainOutcome Trainer::run(int64_t stop_at_iteration) {
     epoch_loss_sum_ += train_step(batches_.train_batch(iteration_));
     ++epoch_steps_;
     maybe_update_topology();
+    if (show_progress) draw_progress(epoch, iteration_ - epoch * per_epoch, epoch_loss_sum_ / epoch_steps_);
     if (iteration_ % per_epoch == 0) {
+      if (show_progress) clear_progress();
       finish_epoch(epoch, elapsed_before + seconds_since(epoch_start));
       if (checkpoint_due(epoch + 1) || iteration_ == total_iterations()) save_checkpoint();
       epoch_start = std::chrono::steady_clock::now();
@@ -394,6 +444,8 @@ void Trainer::save_checkpoint() {
                                {"topology_updates", topology_updates_},
                                {"topology_hash", dsff_->topology().hash_hex()},
                                {"state_sha256", state_digest()},
+                               {"loss_scale", loss_scale_},
+                               {"loss_scale_good_steps", good_steps_},
                                {"epoch_loss_sum", epoch_loss_sum_},
                                {"epoch_steps", epoch_steps_},
                                {"epoch_elapsed", epoch_elapsed_},
@@ -447,6 +499,8 @@ void Trainer::load_checkpoint(const std::string& path) {
   epoch_loss_sum_ = meta.at("epoch_loss_sum");
   epoch_steps_ = meta.at("epoch_steps");
   epoch_elapsed_ = meta.at("epoch_elapsed");
+  loss_scale_ = meta.value("loss_scale", loss_scale_);
+  good_steps_ = meta.value("loss_scale_good_steps", int64_t{0});
   history_.clear();
   for (const auto& r : meta.at("history")) history_.push_back(EpochRecord::from_json(r));
   if (dsff_->topology().hash_hex() != meta.value("topology_hash", ""))

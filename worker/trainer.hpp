@@ -102,10 +102,13 @@ class Trainer {
   double learning_rate_for(int64_t epoch) const;
   double train_step(const TrainingBatch& batch);
   void reduce_gradients();
+  bool unscale_gradients();
   void maybe_update_topology();
   void synchronize_initial_state();
   EpochRecord validate(int64_t epoch);
   void finish_epoch(int64_t epoch, double epoch_seconds);
+  void draw_progress(int64_t epoch, int64_t step, double mean_loss) const;
+  void clear_progress() const;
   void write_history() const;
   bool checkpoint_due(int64_t epoch_finished) const;
 
@@ -122,7 +125,10 @@ class Trainer {
   std::unique_ptr<GradientBuckets> gradient_buckets_;  // data-parallel jobs only
   int64_t iteration_ = 0;                              // completed optimizer steps
   int64_t topology_updates_ = 0;
-  bool stop_agreed_ = false;   // some rank was asked to stop (agreed at the last step's all-reduce)
+  bool stop_agreed_ = false;
+  bool use_loss_scaling_ = false;  // fp16 autocast on CUDA
+  double loss_scale_ = 1.0;
+  int64_t good_steps_ = 0;     // some rank was asked to stop (agreed at the last step's all-reduce)
   double epoch_loss_sum_ = 0;  // running sums of the current epoch (checkpointed for exact logs)
   int64_t epoch_steps_ = 0;
   double epoch_wait_start_ = 0;
