@@ -1,5 +1,7 @@
 #include "orchestrator/job_records.hpp"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <limits>
 
@@ -14,6 +16,12 @@ double number_or_nan(const nlohmann::json& object, const char* key) {
 }
 
 }  // namespace
+
+std::string host_name() {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
 
 EpochRow to_epoch_row(const EpochRecord& r) {
   EpochRow row;

@@ -8,6 +8,9 @@
 
 namespace e2e {
 
+// This machine's name, recorded as a job's node.
+std::string host_name();
+
 EpochRow to_epoch_row(const EpochRecord& record);
 nlohmann::json epoch_to_json(const EpochRecord& record);
 EpochRecord epoch_from_json(const nlohmann::json& json);

@@ -2,7 +2,6 @@
 
 #include <mpi.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -55,12 +54,6 @@ nlohmann::json receive_message(int source, int tag, MPI_Status* status_out = nul
   MPI_Recv(text.data(), size, MPI_CHAR, status.MPI_SOURCE, status.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
   if (status_out) *status_out = status;
   return nlohmann::json::parse(text);
-}
-
-std::string hostname() {
-  char name[256] = {0};
-  gethostname(name, sizeof name - 1);
-  return name;
 }
 
 std::string job_dir(const SweepOptions& options, int fold, double sparsity, uint64_t seed) {
@@ -118,7 +111,7 @@ class Coordinator {
   int run_in_process() {
     SingleProcessCommunicator comm;
     while (!stop_->load()) {
-      auto claim = store_->claim_next(experiment_id_, 0, hostname());
+      auto claim = store_->claim_next(experiment_id_, 0, host_name());
       if (!claim) break;
       const int64_t id = claim->job.id;
       TrainerHooks hooks;
@@ -126,7 +119,7 @@ class Coordinator {
       hooks.on_checkpoint = [&](const std::string& path, int64_t iteration) {
         store_->mark_checkpointed(id, {path, sha256_file(path), iteration});
       };
-      const nlohmann::json outcome = run_claimed(to_message(*claim), comm, stop_, hooks);
+      const nlohmann::json outcome = run_claimed_job(options_, to_message(*claim), comm, stop_, hooks);
       handle_outcome(id, outcome);
       if (outcome.value("preempted", false)) return kExitPreempted;
     }
@@ -293,11 +286,6 @@ class Coordinator {
   }
 
  private:
-  nlohmann::json run_claimed(const nlohmann::json& job, Communicator& comm, const std::atomic<bool>* stop,
-                             const TrainerHooks& hooks) {
-    return run_claimed_job(options_, job, comm, stop, hooks);
-  }
-
   const SweepOptions& options_;
   const std::atomic<bool>* stop_;
   std::unique_ptr<Store> store_;
@@ -367,7 +355,7 @@ int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_inde
     std::string reply;
     if (leader) {
       send_message(kCoordinator, kReady,
-                   {{"group", group_index}, {"node", hostname()}, {"stop", stop.load()}});
+                   {{"group", group_index}, {"node", host_name()}, {"stop", stop.load()}});
       nlohmann::json body = receive_reply();
       reply = body.dump();
     }

@@ -2,8 +2,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "configs/config.hpp"
@@ -30,12 +28,6 @@ struct TrainOptions {
   int loader_threads = 0;
   std::string bundle;
 };
-
-std::string host_name() {
-  char name[256] = {0};
-  gethostname(name, sizeof name - 1);
-  return name;
-}
 
 // A result bundle (db/bundle.hpp) of this job, for `e2e db import`: done with its result, or failed with
 // the error. Written by the leader only.

@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,19 @@ inline std::unique_ptr<PendingCollective> Communicator::start_all_reduce_sum(tor
   };
   all_reduce_sum(tensor);
   return std::make_unique<Done>();
+}
+
+// The CUDA device of this rank: its node-local rank (Open MPI, Slurm or torchrun variables) modulo the
+// visible devices. One GPU per rank; 0 when the launcher sets no local rank.
+inline int local_cuda_device() {
+  int local_rank = 0;
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"})
+    if (const char* value = std::getenv(name)) {
+      local_rank = std::atoi(value);
+      break;
+    }
+  const int devices = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 1;
+  return local_rank % devices;
 }
 
 // A job of one rank: every collective is the identity.

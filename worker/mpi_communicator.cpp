@@ -68,14 +68,7 @@ std::unique_ptr<Communicator> make_job_communicator(MPI_Comm group) {
   if (size == 1) return std::make_unique<SingleProcessCommunicator>();
 #ifdef E2E_HAVE_NCCL
   if (torch::cuda::is_available()) {
-    int local_rank = 0;
-    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"})
-      if (const char* value = std::getenv(name)) {
-        local_rank = std::atoi(value);
-        break;
-      }
-    return std::make_unique<NcclCommunicator>(group,
-                                              local_rank % static_cast<int>(torch::cuda::device_count()));
+    return std::make_unique<NcclCommunicator>(group, local_cuda_device());
   }
 #endif
   return std::make_unique<MpiCommunicator>(group);

@@ -28,16 +28,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-int local_device_index() {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"})
-    if (const char* value = std::getenv(name)) return std::atoi(value);
-  return 0;
-}
-
 torch::Device choose_device() {
   if (!torch::cuda::is_available()) return torch::kCPU;
-  const int count = static_cast<int>(torch::cuda::device_count());
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_device_index() % count));
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_cuda_device()));
 }
 
 // Autocast for CUDA forward passes (bf16 or fp16); CPU training stays in fp32.
