@@ -5,6 +5,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "model/optimizer_state.hpp"
 #include "model/rng.hpp"
 
 namespace e2e {
@@ -163,11 +164,8 @@ void Dsff::apply(torch::optim::Optimizer* optimizer) {
     torch::Tensor weight = layers_[t].weight;
     weight.mul_(masks_[t]);
     if (!optimizer) continue;
-    auto& state = optimizer->state();
-    auto found = state.find(c10::guts::to_string(weight.unsafeGetTensorImpl()));
-    if (found == state.end()) continue;
-    if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(found->second.get()))
-      if (sgd->momentum_buffer().defined()) sgd->momentum_buffer().mul_(masks_[t]);
+    torch::Tensor momentum = sgd_momentum_buffer(*optimizer, weight);
+    if (momentum.defined()) momentum.mul_(masks_[t]);
   }
 }
 

@@ -1,6 +1,7 @@
 #include "worker/trainer.hpp"
 
 #include <ATen/autocast_mode.h>
+#include <torch/version.h>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "configs/hash.hpp"
+#include "model/optimizer_state.hpp"
 #include "model/rng.hpp"
 #include "worker/checkpoint.hpp"
 #include "worker/gradient_buckets.hpp"
@@ -33,18 +35,29 @@ torch::Device choose_device() {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_cuda_device()));
 }
 
+// LibTorch 2.4 made autocast per device type (set_autocast_dtype/set_autocast_enabled(device, …)) and
+// deprecated the CUDA-only calls that 1.13 has; both builds are supported.
+void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  if (enabled) at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+#else
+  if (enabled) at::autocast::set_autocast_gpu_dtype(dtype);
+  at::autocast::set_enabled(enabled);
+#endif
+}
+
 // Autocast for CUDA forward passes (bf16 or fp16); CPU training stays in fp32.
 class AutocastScope {
  public:
   AutocastScope(torch::Device device, const std::string& precision)
       : active_(device.is_cuda() && precision != "fp32") {
     if (!active_) return;
-    at::autocast::set_autocast_gpu_dtype(precision == "fp16" ? at::kHalf : at::kBFloat16);
-    at::autocast::set_enabled(true);
+    set_cuda_autocast(true, precision == "fp16" ? at::kHalf : at::kBFloat16);
   }
   ~AutocastScope() {
     if (!active_) return;
-    at::autocast::set_enabled(false);
+    set_cuda_autocast(false, at::kBFloat16);
     at::autocast::clear_cache();
   }
 
@@ -398,12 +411,9 @@ std::string Trainer::state_digest() {
   };
   for (const auto& p : net_->parameters()) add(p);
   for (const auto& b : net_->buffers()) add(b);
-  auto& state = optimizer_->state();
   for (const auto& p : net_->parameters()) {
-    auto found = state.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
-    if (found == state.end()) continue;
-    if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(found->second.get()))
-      if (sgd->momentum_buffer().defined()) add(sgd->momentum_buffer());
+    const torch::Tensor momentum = sgd_momentum_buffer(*optimizer_, p);
+    if (momentum.defined()) add(momentum);
   }
   hash.update(dsff_->topology().serialize());
   return hash.hex_digest();

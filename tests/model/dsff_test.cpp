@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "model/optimizer_state.hpp"
 #include "test_util.hpp"
 
 namespace e2e {
@@ -153,8 +154,8 @@ TEST(Dsff, MaskedWeightsAndMomentumStayZeroUnderSgd) {
       const torch::Tensor& weight = dsff.layers()[t].weight;
       const torch::Tensor off = 1 - dsff.masks()[t];
       EXPECT_EQ((weight * off).abs().sum().item<float>(), 0.0f);
-      auto& state = sgd.state().at(c10::guts::to_string(weight.unsafeGetTensorImpl()));
-      auto& momentum = static_cast<torch::optim::SGDParamState&>(*state).momentum_buffer();
+      const torch::Tensor momentum = sgd_momentum_buffer(sgd, weight);
+      ASSERT_TRUE(momentum.defined());
       EXPECT_EQ((momentum * off).abs().sum().item<float>(), 0.0f);
       EXPECT_GT((momentum * dsff.masks()[t]).abs().sum().item<float>(), 0.0f);  // active ones do learn
     }
