@@ -18,7 +18,7 @@ constexpr int kExitUsage = 2;
 int main(int argc, char** argv) {
   CLI::App app{"e2e: train, sweep and evaluate E2ENet (sparse 3D medical image segmentation)", "e2e"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "e2e 0.1.0");
+  app.set_version_flag("--version", E2E_VERSION_LINE);
   e2e::add_count_command(app);
   e2e::add_status_command(app);
   e2e::add_db_command(app);
