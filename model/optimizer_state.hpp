@@ -1,7 +1,7 @@
 // SGD momentum of one parameter, for the code that masks it (DSFF) or hashes it (checkpoints).
 //
 // LibTorch keys an optimizer's per-parameter state by the parameter's TensorImpl: by the pointer itself in
-// current 2.x releases, by the pointer printed as a string in 1.13. One lookup that compiles with both.
+// current 2.x releases (as void*), by the pointer printed as a string in 1.13. One lookup that compiles with both.
 #pragma once
 
 #include <torch/torch.h>
@@ -12,8 +12,10 @@
 
 namespace e2e {
 
-// The parameter's SGD momentum buffer; undefined when the optimizer holds none (yet) for it.
-inline torch::Tensor sgd_momentum_buffer(torch::optim::Optimizer& optimizer, const torch::Tensor& parameter) {
+// The parameter's SGD momentum buffer; undefined when the optimizer holds none (yet) for it. A template so
+// that only the branch for this LibTorch's key type is compiled.
+template <typename Optimizer>
+torch::Tensor sgd_momentum_buffer(Optimizer& optimizer, const torch::Tensor& parameter) {
   auto& state = optimizer.state();
   using Key = typename std::decay_t<decltype(state)>::key_type;
   auto found = [&] {
@@ -22,7 +24,7 @@ inline torch::Tensor sgd_momentum_buffer(torch::optim::Optimizer& optimizer, con
       address << static_cast<const void*>(parameter.unsafeGetTensorImpl());
       return state.find(address.str());
     } else {
-      return state.find(parameter.unsafeGetTensorImpl());
+      return state.find(static_cast<Key>(parameter.unsafeGetTensorImpl()));
     }
   }();
   if (found == state.end()) return {};
