@@ -14,8 +14,11 @@ Int3 half_of(const Int3& kernel) {
   return {kernel[0] / 2, kernel[1] / 2, kernel[2] / 2};
 }
 
+// Appending (not "x" + std::string&&) avoids GCC 12's false -Wstringop-overflow in operator+ at -O2.
 std::string node_name(int level, int column) {
-  return "x" + std::to_string(level) + "_" + std::to_string(column);
+  std::string name = "x";
+  name.append(std::to_string(level)).append("_").append(std::to_string(column));
+  return name;
 }
 
 // Module names may not contain dots; layer names use them for readability.
