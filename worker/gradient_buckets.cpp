@@ -1,75 +1,89 @@
 #include "worker/gradient_buckets.hpp"
 
+#include <stdexcept>
+
+#include "worker/bucket_schedule.hpp"
+
 namespace e2e {
 
-struct GradientBuckets::State {
-  struct Bucket {
-    std::vector<std::size_t> parameters;
-    std::vector<int64_t> offsets;
-    torch::Tensor flat;
-    std::size_t ready = 0;
-    std::unique_ptr<PendingCollective> pending;
-  };
+namespace {
 
+std::vector<int64_t> gradient_bytes(const std::vector<torch::Tensor>& parameters) {
+  std::vector<int64_t> bytes;
+  for (const torch::Tensor& p : parameters) {
+    TORCH_CHECK(
+        p.scalar_type() == parameters.front().scalar_type() && p.device() == parameters.front().device(),
+        "gradient buckets: all parameters must share one dtype and device");
+    bytes.push_back(p.numel() * p.element_size());
+  }
+  return bytes;
+}
+
+}  // namespace
+
+struct GradientBuckets::State {
   Communicator* comm = nullptr;
+  BucketSchedule schedule;
   std::vector<torch::Tensor> parameters;
-  std::vector<std::size_t> bucket_of;  // parameter → bucket
-  std::vector<int64_t> offset_of;      // parameter → offset in its bucket
-  std::vector<bool> received;          // parameter got a gradient this step
-  std::vector<Bucket> buckets;
-  std::size_t next_launch = 0;
+  std::vector<torch::Tensor> flats;  // per bucket
+  std::vector<torch::Tensor> slots;  // per parameter: its place in its bucket's flat buffer, shaped like it
+  std::vector<std::unique_ptr<PendingCollective>> pending;  // per bucket
   bool active = false;
 
-  void on_gradient(std::size_t index, const torch::Tensor& gradient) {
-    if (!active) return;
-    TORCH_CHECK(!received[index], "gradient bucketing: parameter ", index,
-                " received two gradients in one step");
-    Bucket& bucket = buckets[bucket_of[index]];
-    bucket.flat.narrow(0, offset_of[index], gradient.numel()).copy_(gradient.reshape({-1}));
-    received[index] = true;
-    ++bucket.ready;
-    launch_complete_buckets_in_order();
+  State(const std::vector<torch::Tensor>& params, Communicator& c, int64_t bucket_bytes)
+      : comm(&c), schedule(gradient_bytes(params), bucket_bytes), parameters(params) {
+    allocate();
   }
 
-  void launch(Bucket& bucket) { bucket.pending = comm->start_all_reduce_sum(bucket.flat); }
+  void allocate() {
+    pending.resize(schedule.bucket_count());
+    if (parameters.empty()) return;
+    const auto options = parameters.front().options().requires_grad(false);
+    const int64_t element = parameters.front().element_size();
+    for (std::size_t b = 0; b < schedule.bucket_count(); ++b)
+      flats.push_back(torch::zeros({schedule.bytes_of(b) / element}, options));
+    for (std::size_t k = 0; k < parameters.size(); ++k) {
+      const torch::Tensor& flat = flats[schedule.bucket_of(k)];
+      slots.push_back(
+          flat.narrow(0, schedule.offset_of(k) / element, parameters[k].numel()).view(parameters[k].sizes()));
+    }
+  }
 
-  void launch_complete_buckets_in_order() {
-    while (next_launch < buckets.size() &&
-           buckets[next_launch].ready == buckets[next_launch].parameters.size())
-      launch(buckets[next_launch++]);
+  void on_gradient(std::size_t k, const torch::Tensor& gradient) {
+    if (!active) return;
+    torch::NoGradGuard no_grad;
+    const BucketRange ready = schedule.mark_ready(k);  // throws for a duplicate before its slot is touched
+    if (gradient.defined())
+      slots[k].copy_(gradient);
+    else
+      slots[k].zero_();
+    launch(ready);
+  }
+
+  void launch(BucketRange range) {
+    for (std::size_t b = range.first; b < range.last; ++b) pending[b] = comm->start_all_reduce_sum(flats[b]);
+  }
+
+  // Parameters without a gradient this step (e.g. unused heads) contribute zeros; every rank has the same
+  // graph, so the same ones are missing everywhere.
+  void zero_missing(BucketRange range) {
+    for (std::size_t b = range.first; b < range.last; ++b)
+      for (std::size_t k : schedule.parameters_in(b))
+        if (!schedule.received(k)) slots[k].zero_();
+  }
+
+  void write_average(std::size_t k) {
+    torch::Tensor& grad = parameters[k].mutable_grad();
+    if (grad.defined())
+      grad.copy_(slots[k]);
+    else
+      grad = slots[k].clone();
   }
 };
 
 GradientBuckets::GradientBuckets(const std::vector<torch::Tensor>& parameters, Communicator& comm,
                                  int64_t bucket_bytes)
-    : state_(std::make_shared<State>()) {
-  State& s = *state_;
-  s.comm = &comm;
-  s.parameters = parameters;
-  s.bucket_of.resize(parameters.size());
-  s.offset_of.resize(parameters.size());
-  s.received.assign(parameters.size(), false);
-  int64_t bucket_elements = 0;
-  for (std::size_t k = parameters.size(); k-- > 0;) {
-    const torch::Tensor& p = parameters[k];
-    if (s.buckets.empty() || bucket_elements * p.element_size() >= bucket_bytes) {
-      s.buckets.emplace_back();
-      bucket_elements = 0;
-    }
-    State::Bucket& bucket = s.buckets.back();
-    s.bucket_of[k] = s.buckets.size() - 1;
-    s.offset_of[k] = bucket_elements;
-    bucket.parameters.push_back(k);
-    bucket.offsets.push_back(bucket_elements);
-    bucket_elements += p.numel();
-    bucket.flat = torch::Tensor();  // sized below
-  }
-  for (State::Bucket& bucket : s.buckets) {
-    int64_t elements = 0;
-    for (std::size_t k : bucket.parameters) elements += parameters[k].numel();
-    bucket.flat =
-        torch::zeros({elements}, parameters[bucket.parameters.front()].options().requires_grad(false));
-  }
+    : state_(std::make_shared<State>(parameters, comm, bucket_bytes)) {
   std::weak_ptr<State> weak = state_;
   for (std::size_t k = 0; k < parameters.size(); ++k) {
     torch::Tensor p = parameters[k];
@@ -84,38 +98,29 @@ GradientBuckets::~GradientBuckets() {
 }
 
 int64_t GradientBuckets::bucket_count() const {
-  return static_cast<int64_t>(state_->buckets.size());
+  return static_cast<int64_t>(state_->schedule.bucket_count());
 }
 
 void GradientBuckets::prepare() {
   State& s = *state_;
-  for (State::Bucket& bucket : s.buckets) {
-    bucket.flat.zero_();
-    bucket.ready = 0;
-    bucket.pending.reset();
-  }
-  std::fill(s.received.begin(), s.received.end(), false);
-  s.next_launch = 0;
+  for (auto& pending : s.pending) pending.reset();
+  s.schedule.reset();
   s.active = true;
 }
 
 void GradientBuckets::finish() {
   State& s = *state_;
   s.active = false;
-  // Parameters without a gradient this step (e.g. unused heads) contribute zeros; every rank has the same
-  // graph, so the same ones are missing everywhere.
-  while (s.next_launch < s.buckets.size()) s.launch(s.buckets[s.next_launch++]);
   torch::NoGradGuard no_grad;
-  const double ranks = s.comm->size();
-  for (State::Bucket& bucket : s.buckets) {
-    bucket.pending->wait();
-    bucket.flat.div_(ranks);
-    for (std::size_t i = 0; i < bucket.parameters.size(); ++i) {
-      const std::size_t k = bucket.parameters[i];
-      if (!s.received[k]) continue;
-      torch::Tensor p = s.parameters[k];
-      p.mutable_grad().copy_(bucket.flat.narrow(0, bucket.offsets[i], p.numel()).view_as(p));
-    }
+  const BucketRange rest = s.schedule.finish();
+  s.zero_missing(rest);
+  s.launch(rest);
+  const int ranks = s.comm->size();
+  for (std::size_t b = 0; b < s.flats.size(); ++b) {
+    s.pending[b]->wait();
+    if (ranks > 1) s.flats[b].div_(ranks);
+    for (std::size_t k : s.schedule.parameters_in(b))
+      if (s.schedule.received(k)) s.write_average(k);
   }
 }
 

@@ -1,10 +1,10 @@
 // Data-parallel gradient averaging in buckets, overlapped with the backward pass.
 //
-// Parameters are grouped, in reverse registration order (roughly the order backward produces their
-// gradients), into buckets of about `bucket_bytes`. An autograd hook copies each gradient into its bucket's
-// flat buffer; a bucket's all-reduce starts as soon as the bucket is complete, always in bucket order so
-// that every rank issues the same collectives in the same order. finish() starts what is left, waits, and
-// writes the averages into the parameters' .grad.
+// BucketSchedule groups the parameters into buckets and decides when each may launch. An autograd hook
+// copies each gradient into its bucket's flat buffer (allocated once) and starts the all-reduces the
+// schedule releases, always in bucket order. On NCCL they run on the communicator's own CUDA stream,
+// ordered against the compute stream by events. finish() launches what is left, joins every all-reduce and
+// writes the averages into the parameters' .grad, in place.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,6 +18,7 @@ namespace e2e {
 
 class GradientBuckets {
  public:
+  // All parameters must share one dtype and device.
   GradientBuckets(const std::vector<torch::Tensor>& parameters, Communicator& comm,
                   int64_t bucket_bytes = int64_t{25} << 20);
   ~GradientBuckets();
