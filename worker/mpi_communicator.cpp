@@ -66,12 +66,19 @@ std::unique_ptr<Communicator> make_job_communicator(MPI_Comm group) {
   int size = 1;
   MPI_Comm_size(group, &size);
   if (size == 1) return std::make_unique<SingleProcessCommunicator>();
-#ifdef E2E_HAVE_NCCL
-  if (torch::cuda::is_available()) {
-    return std::make_unique<NcclCommunicator>(group, local_cuda_device());
-  }
-#endif
+  if (nccl_available() && torch::cuda::is_available())
+    return make_nccl_communicator(group, local_cuda_device());
   return std::make_unique<MpiCommunicator>(group);
+}
+
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm group, int cuda_device) {
+#ifdef E2E_HAVE_NCCL
+  return std::make_unique<NcclCommunicator>(group, cuda_device);
+#else
+  (void)group;
+  (void)cuda_device;
+  throw std::runtime_error("this build has no NCCL communicator (LibTorch without CUDA, or NCCL not found)");
+#endif
 }
 
 void ensure_mpi_initialized() {

@@ -39,6 +39,8 @@ class MpiCommunicator : public Communicator {
 // (one GPU per rank, chosen by local rank), MPI on CPU otherwise; a group of one gets the no-op backend.
 std::unique_ptr<Communicator> make_job_communicator(MPI_Comm group);
 bool nccl_available();
+// NCCL on `cuda_device` for every group size (one included); throws std::runtime_error in a build without it.
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm group, int cuda_device);
 
 // MPI_Init_thread on first use (MPI_THREAD_MULTIPLE wanted: loader threads never call MPI, but the status
 // server and the coordinator may); MPI_Finalize at exit when we initialized it.
