@@ -64,6 +64,14 @@ class Section {
       out.push_back(convert<T>(value[i], field(key) + "[" + std::to_string(i) + "]"));
   }
 
+  void read_pair(const std::string& key, std::array<double, 2>& out) {
+    YAML::Node value = get(key);
+    if (!value || value.IsNull()) return;
+    if (!value.IsSequence() || value.size() != 2)
+      fail(field(key), "expected 2 numbers [min, max], got " + describe(value));
+    out = {convert<double>(value[0], field(key) + "[0]"), convert<double>(value[1], field(key) + "[1]")};
+  }
+
   void read_triple(const std::string& key, Int3& out) {
     YAML::Node value = get(key);
     if (!value || value.IsNull()) return;
@@ -212,6 +220,10 @@ void parse_data(Section s, DataConfig& d) {
   s.read_triple("target_spacing", d.target_spacing);
   s.read("compress", d.compress);
   s.read("workers", d.workers);
+  s.read("augment_device", d.augment_device);
+  s.read("elastic_probability", d.elastic_probability);
+  s.read_pair("elastic_alpha", d.elastic_alpha);
+  s.read_pair("elastic_sigma", d.elastic_sigma);
   s.finish();
 }
 
@@ -352,6 +364,19 @@ void validate(const Config& config) {
       check.require((*d.target_spacing)[a] > 0, "data.target_spacing", "3 positive spacings (mm)",
                     Checker::fmt((*d.target_spacing)[a]));
   check.non_negative(d.workers, "data.workers");
+  check.require(d.augment_device == "cpu" || d.augment_device == "cuda", "data.augment_device", "cpu or cuda",
+                "'" + d.augment_device + "'");
+  check.require(d.elastic_probability >= 0 && d.elastic_probability <= 1, "data.elastic_probability",
+                "a probability in [0, 1]", Checker::fmt(d.elastic_probability));
+  check.require(d.elastic_probability == 0 || d.augment_device == "cuda", "data.elastic_probability",
+                "0 unless data.augment_device is cuda (the CPU augmenter has no elastic deformation)",
+                Checker::fmt(d.elastic_probability));
+  check.require(d.elastic_alpha[0] >= 0 && d.elastic_alpha[0] <= d.elastic_alpha[1], "data.elastic_alpha",
+                "[min, max] with 0 <= min <= max",
+                "[" + Checker::fmt(d.elastic_alpha[0]) + ", " + Checker::fmt(d.elastic_alpha[1]) + "]");
+  check.require(d.elastic_sigma[0] > 0 && d.elastic_sigma[0] <= d.elastic_sigma[1], "data.elastic_sigma",
+                "[min, max] with 0 < min <= max",
+                "[" + Checker::fmt(d.elastic_sigma[0]) + ", " + Checker::fmt(d.elastic_sigma[1]) + "]");
 
   const EvalConfig& e = config.eval;
   check.positive(e.nsd_tolerance_mm, "eval.nsd_tolerance_mm");

@@ -76,6 +76,14 @@ struct DataConfig {
   std::optional<std::array<double, 3>> target_spacing;  // (z, y, x) mm; default from the fingerprint
   bool compress = false;
   int workers = 0;  // loader threads; 0 = automatic
+  // Where training augmentation runs: "cpu" (the loader threads) or "cuda" (batched torch ops on the
+  // training GPU after the transfer; the loader only crops). Validation batches are never augmented.
+  std::string augment_device = "cpu";
+  // Elastic deformation (not in moreDA, so off by default; augment_device cuda only): probability per
+  // sample, displacement scale α and smoothing σ ranges in voxels (batchgenerators' defaults).
+  double elastic_probability = 0.0;
+  std::array<double, 2> elastic_alpha = {0.0, 900.0};
+  std::array<double, 2> elastic_sigma = {9.0, 13.0};
 };
 
 struct EvalConfig {

@@ -48,6 +48,13 @@ nlohmann::json results_sections(const Config& c) {
                  {"preprocessed", d.preprocessed},
                  {"target_spacing", d.target_spacing ? nlohmann::json(*d.target_spacing) : nlohmann::json()},
                  {"compress", d.compress}};
+  // Only when not the default, so that the hashes of configs written before these fields stay the same.
+  if (d.augment_device != "cpu") out["data"]["augment_device"] = d.augment_device;
+  if (d.elastic_probability > 0) {
+    out["data"]["elastic_probability"] = d.elastic_probability;
+    out["data"]["elastic_alpha"] = d.elastic_alpha;
+    out["data"]["elastic_sigma"] = d.elastic_sigma;
+  }
   nlohmann::json per_class = nlohmann::json::object();
   for (const auto& [cls, tol] : e.nsd_tolerance_per_class) per_class[std::to_string(cls)] = tol;
   out["eval"] = {{"nsd_tolerance_mm", e.nsd_tolerance_mm},

@@ -325,6 +325,7 @@ AugmentOptions no_augmentation(const AugmentOptions& base) {
   none.low_resolution_probability = 0.0;
   none.inverted_gamma_probability = none.gamma_probability = 0.0;
   none.mirror_probability = 0.0;
+  none.elastic_probability = 0.0;
   return none;
 }
 
@@ -341,6 +342,7 @@ void validate(const AugmentOptions& o) {
   require_probability(o.inverted_gamma_probability, "inverted_gamma_probability");
   require_probability(o.gamma_probability, "gamma_probability");
   require_probability(o.mirror_probability, "mirror_probability");
+  require_probability(o.elastic_probability, "elastic_probability");
   if (!(o.max_rotation_deg >= 0.0 && o.max_rotation_deg <= 180.0)) {
     throw InputError(
         fmt::format("augment.max_rotation_deg: expected degrees in [0, 180], got {}", o.max_rotation_deg));
@@ -354,6 +356,12 @@ void validate(const AugmentOptions& o) {
   require_range(o.min_contrast, o.max_contrast, "min_contrast", "max_contrast", true);
   require_range(o.min_gamma, o.max_gamma, "min_gamma", "max_gamma", true);
   require_range(o.min_zoom, o.max_zoom, "min_zoom", "max_zoom", true);
+  require_range(o.min_elastic_alpha, o.max_elastic_alpha, "min_elastic_alpha", "max_elastic_alpha", false);
+  if (!(o.min_elastic_alpha >= 0.0)) {
+    throw InputError(
+        fmt::format("augment.min_elastic_alpha: expected an alpha >= 0, got {}", o.min_elastic_alpha));
+  }
+  require_range(o.min_elastic_sigma, o.max_elastic_sigma, "min_elastic_sigma", "max_elastic_sigma", true);
   if (o.max_zoom > 1.0)
     throw InputError(fmt::format("augment.max_zoom: expected a zoom <= 1, got {}", o.max_zoom));
 }
@@ -376,6 +384,12 @@ AugmentDraw draw_augmentation(const AugmentOptions& o, const DrawKey& key, int64
   if (spatial.chance(o.scale_probability)) {
     draw.scaled = true;
     draw.scale = split_uniform(spatial, o.min_scale, o.max_scale);
+  }
+  Rng elastic(key, DrawStream::kElastic);
+  if (elastic.chance(o.elastic_probability)) {
+    draw.elastic = true;
+    draw.elastic_alpha = elastic.uniform(o.min_elastic_alpha, o.max_elastic_alpha);
+    draw.elastic_sigma = elastic.uniform(o.min_elastic_sigma, o.max_elastic_sigma);
   }
   Rng noise(key, DrawStream::kNoise);
   if (noise.chance(o.noise_probability)) {
@@ -609,6 +623,11 @@ void downsample_nearest(const int16_t* label, const Shape3& from, int16_t* out, 
 void augment_patch(const PreprocessedCase& c, const Int3& patch_lo, const AugmentOptions& options,
                    const AugmentDraw& draw, const DrawKey& key, const PatchRef& out) {
   const bool dummy_2d = is_dummy_2d(out.shape);
+  if (draw.elastic) {
+    throw InputError(
+        "augment.elastic_probability: the CPU augmenter has no elastic deformation "
+        "(device augmentation only)");
+  }
   if (draw.rotated || draw.scaled) {
     spatial_transform(c, patch_lo, rotation_scale(draw.rotation_deg, draw.scale, dummy_2d),
                       options.label_interpolation, out);

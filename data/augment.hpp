@@ -10,6 +10,8 @@
 //   7. inverted gamma γ U(0.7, 1.5) (p 0.1)             8. gamma γ U(0.7, 1.5) (p 0.3)
 //   9. mirror each axis (p 0.5)                          10. label −1 → 0 (option, see ignore_to_background)
 // Deep-supervision targets (11.) are made by the loader with downsample_nearest.
+// Elastic deformation (batchgenerators' formula, elastic_probability; 0 in moreDA) exists only in the device
+// pipeline (worker/device_augment.hpp): LoaderOptions validation rejects it for the CPU augmenter.
 //
 // Where we differ from nnU-Net on purpose:
 //  - Image interpolation is Keys cubic convolution (a = −0.5), not a prefiltered B-spline: it interpolates
@@ -40,6 +42,14 @@ struct AugmentOptions {
   double min_scale = 0.7;
   double max_scale = 1.4;
   LabelInterpolation label_interpolation = LabelInterpolation::kLinear;
+  // Elastic deformation, device augmentation only (see the header comment): a displacement per axis of
+  // α · (U(−1, 1) noise per voxel smoothed by a Gaussian of σ, zero outside), α U(min, max) voxels,
+  // σ U(min, max) voxels, added to the output coordinates before rotation and scaling.
+  double elastic_probability = 0.0;
+  double min_elastic_alpha = 0.0;
+  double max_elastic_alpha = 900.0;
+  double min_elastic_sigma = 9.0;
+  double max_elastic_sigma = 13.0;
   // 2. Gaussian noise.
   double noise_probability = 0.1;
   double max_noise_std = 0.1;
@@ -92,6 +102,9 @@ struct AugmentDraw {
   std::array<double, 3> rotation_deg{0.0, 0.0, 0.0};  // about axes D, H, W
   bool scaled = false;
   double scale = 1.0;
+  bool elastic = false;
+  double elastic_alpha = 0.0;
+  double elastic_sigma = 0.0;
   bool noise = false;
   double noise_std = 0.0;
   std::vector<double> blur_sigma;

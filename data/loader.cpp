@@ -47,28 +47,36 @@ std::vector<std::shared_ptr<const PreprocessedCase>> load_cases(const CaseSource
   return cases;
 }
 
+Batch empty_batch(const LoaderOptions& options, int64_t iteration, int64_t size, int64_t channels,
+                  const Shape3& box) {
+  Batch batch;
+  batch.iteration = iteration;
+  batch.size = size;
+  batch.channels = channels;
+  batch.patch = options.patch_size;
+  batch.box = box;
+  batch.image.resize(static_cast<std::size_t>(size * channels * voxel_count(box)));
+  batch.label.resize(static_cast<std::size_t>(size * voxel_count(box)));
+  batch.target_shapes = options.target_shapes;
+  for (const Shape3& shape : options.target_shapes) {
+    batch.targets.emplace_back(static_cast<std::size_t>(size * voxel_count(shape)));
+  }
+  return batch;
+}
+
 // make_batch with a cancel flag checked between samples (returns an incomplete batch when cancelled).
 Batch build_batch(const CaseSource& source, const LoaderOptions& options, int64_t iteration,
                   const std::atomic<bool>* cancel) {
   const BatchSlice slice = rank_slice(options.global_batch_size, options.rank, options.ranks);
   const auto cases = load_cases(source, options, iteration, slice);
   const AugmentOptions augment = options.validation ? no_augmentation(options.augment) : options.augment;
+  const bool crop_only = options.crop_only && !options.validation;
   const Shape3& patch = options.patch_size;
   const Shape3 sampling = sampling_size(patch, augment);
   const bool dummy_2d = is_dummy_2d(patch);
 
-  Batch batch;
-  batch.iteration = iteration;
-  batch.size = slice.size();
-  batch.channels = cases.front()->image.channels;
-  batch.patch = patch;
-  const int64_t voxels = voxel_count(patch);
-  batch.image.resize(static_cast<std::size_t>(batch.size * batch.channels * voxels));
-  batch.label.resize(static_cast<std::size_t>(batch.size * voxels));
-  batch.target_shapes = options.target_shapes;
-  for (const Shape3& shape : options.target_shapes) {
-    batch.targets.emplace_back(static_cast<std::size_t>(batch.size * voxel_count(shape)));
-  }
+  Batch batch = empty_batch(options, iteration, slice.size(), cases.front()->image.channels,
+                            crop_only ? sampling : patch);
   for (int64_t j = 0; j < batch.size; ++j) {
     if (cancel && cancel->load()) return batch;
     const int64_t g = slice.begin + j;
@@ -79,8 +87,14 @@ Batch build_batch(const CaseSource& source, const LoaderOptions& options, int64_
     Rng placement_rng(key, DrawStream::kPlacement);
     const PatchPlacement placement = place_patch(c, patch, sampling, forced, placement_rng);
     const PatchRef out = batch.sample(j);
-    augment_patch(c, placement.patch_lo, augment, draw_augmentation(augment, key, batch.channels, dummy_2d),
-                  key, out);
+    const AugmentDraw draw = draw_augmentation(augment, key, batch.channels, dummy_2d);
+    if (crop_only) {
+      crop_case(c, placement.box_lo, out);
+      batch.keys.push_back(key);
+      batch.draws.push_back(draw);
+    } else {
+      augment_patch(c, placement.patch_lo, augment, draw, key, out);
+    }
     for (std::size_t k = 0; k < options.target_shapes.size(); ++k) {
       const Shape3& shape = options.target_shapes[k];
       downsample_nearest(out.label, patch, batch.targets[k].data() + j * voxel_count(shape), shape);
@@ -118,6 +132,17 @@ void validate(const LoaderOptions& o) {
     throw InputError(fmt::format("loader.queue_depth: expected a positive integer, got {}", o.queue_depth));
   }
   validate(o.augment);
+  if (o.crop_only && !o.target_shapes.empty()) {
+    throw InputError(
+        "loader.target_shapes: deep-supervision targets need the augmented label; with "
+        "loader.crop_only (device augmentation) make them after augmenting");
+  }
+  if (!o.crop_only && !o.validation && o.augment.elastic_probability > 0.0) {
+    throw InputError(
+        fmt::format("augment.elastic_probability: {} needs device augmentation "
+                    "(data.augment_device: cuda); the CPU augmenter has no elastic deformation",
+                    o.augment.elastic_probability));
+  }
 }
 
 Batch make_batch(const CaseSource& source, const LoaderOptions& options, int64_t iteration) {

@@ -36,6 +36,10 @@ struct LoaderOptions {
   // Foreground oversampling, −1 → 0 (augment.ignore_to_background) and targets still apply.
   bool validation = false;
   AugmentOptions augment;
+  // Device augmentation (training only): the loader crops each sample's sampling box without augmenting it
+  // and carries the draws; worker/device_augment.hpp applies them on the training device. No targets then.
+  // Without it, augment.elastic_probability must be 0 (the CPU augmenter has no elastic deformation).
+  bool crop_only = false;
   std::vector<Shape3> target_shapes;  // deep-supervision output shapes, e.g. patch / 2, patch / 4, …
   int threads = 1;                    // 0 = one per hardware thread
   int queue_depth = 4;
@@ -49,18 +53,21 @@ struct Batch {
   int64_t iteration = 0;
   int64_t size = 0;  // samples on this rank
   int64_t channels = 0;
-  Shape3 patch{0, 0, 0};
-  std::vector<float> image;                   // size × channels × D × H × W
-  std::vector<int16_t> label;                 // size × D × H × W
+  Shape3 patch{0, 0, 0};                      // the final patch
+  Shape3 box{0, 0, 0};                        // what image/label hold: the patch, or crop_only's sampling box
+  std::vector<float> image;                   // size × channels × box
+  std::vector<int16_t> label;                 // size × box
   std::vector<Shape3> target_shapes;          // as in LoaderOptions
   std::vector<std::vector<int16_t>> targets;  // per target shape: size × d × h × w (nearest from label)
   std::vector<std::string> case_ids;          // per sample
   std::vector<int64_t> global_samples;        // index of each sample in the global batch
   std::vector<PatchPlacement> placements;     // where each sample came from
+  std::vector<DrawKey> keys;                  // crop_only: each sample's key and augmentation draws
+  std::vector<AugmentDraw> draws;
 
   PatchRef sample(int64_t i) {
-    const int64_t n = voxel_count(patch);
-    return {image.data() + i * channels * n, label.data() + i * n, channels, patch};
+    const int64_t n = voxel_count(box);
+    return {image.data() + i * channels * n, label.data() + i * n, channels, box};
   }
 };
 

@@ -37,6 +37,8 @@ enum class DrawStream : uint64_t {
   kInvertedGamma,
   kGamma,
   kMirror,
+  kElastic,        // device augmentation: whether and how strongly (AugmentDraw)
+  kElasticValues,  // device augmentation: seed of the displacement noise
 };
 
 // SplitMix64 finalizer: a bijective 64-bit mix with good avalanche.

@@ -124,5 +124,37 @@ TEST(Hash, ConfigHashTracksResultRelevantFieldsOnly) {
   EXPECT_NE(config_to_json(a).find("\"learning_rate\": 0.01"), std::string::npos);
 }
 
+TEST(Config, AugmentDeviceAndElastic) {
+  const Config defaults = parse_config("experiment: x\n");
+  EXPECT_EQ(defaults.data.augment_device, "cpu");
+  EXPECT_EQ(defaults.data.elastic_probability, 0.0);
+  const Config cuda = parse_config(
+      "experiment: x\ndata: {augment_device: cuda, elastic_probability: 0.2, elastic_alpha: [0, 200]}\n");
+  EXPECT_EQ(cuda.data.augment_device, "cuda");
+  EXPECT_EQ(cuda.data.elastic_alpha, (std::array<double, 2>{0.0, 200.0}));
+  EXPECT_EQ(cuda.data.elastic_sigma, (std::array<double, 2>{9.0, 13.0}));
+  EXPECT_THAT(error_of("data: {augment_device: gpu}\n"),
+              HasSubstr("data.augment_device: expected cpu or cuda, got 'gpu'"));
+  EXPECT_THAT(error_of("data: {elastic_probability: 0.2}\n"),
+              HasSubstr("data.elastic_probability: expected 0 unless data.augment_device is cuda"));
+  EXPECT_THAT(error_of("data: {augment_device: cuda, elastic_probability: 1.5}\n"),
+              HasSubstr("data.elastic_probability: expected a probability in [0, 1]"));
+  EXPECT_THAT(error_of("data: {elastic_sigma: [13, 9]}\n"),
+              HasSubstr("data.elastic_sigma: expected [min, max]"));
+  EXPECT_THAT(error_of("data: {elastic_alpha: 5}\n"), HasSubstr("data.elastic_alpha: expected 2 numbers"));
+  // The stored copy of a config parses back to the same fields.
+  EXPECT_EQ(parse_config(config_to_json(cuda)).data.elastic_alpha, cuda.data.elastic_alpha);
+}
+
+TEST(Hash, AugmentDeviceEntersTheHashOnlyWhenNotTheDefault) {
+  const Config plain = parse_config("experiment: x\n");
+  const Config cpu = parse_config("experiment: x\ndata: {augment_device: cpu}\n");
+  const Config cuda = parse_config("experiment: x\ndata: {augment_device: cuda}\n");
+  EXPECT_EQ(config_hash(plain), config_hash(cpu));
+  EXPECT_NE(config_hash(plain), config_hash(cuda));
+  EXPECT_EQ(config_to_json(plain).find("augment_device"), std::string::npos);
+  EXPECT_EQ(parse_config(config_to_json(cuda)).data.augment_device, "cuda");
+}
+
 }  // namespace
 }  // namespace e2e
