@@ -69,7 +69,7 @@ FoldData open_fold(const Config& config, const std::string& store_dir, int fold)
 }
 
 TrainingBatch to_tensors(Batch& batch) {
-  const Shape3& p = batch.patch;
+  const Shape3& p = batch.box;
   torch::Tensor image =
       torch::from_blob(batch.image.data(), {batch.size, batch.channels, p[0], p[1], p[2]}, torch::kFloat32)
           .clone();
@@ -78,9 +78,25 @@ TrainingBatch to_tensors(Batch& batch) {
   return {image, label};
 }
 
+namespace {
+
+std::optional<torch::Device> augment_device(const Config& config, std::optional<torch::Device> forced) {
+  if (forced) return forced;
+  if (config.data.augment_device != "cuda") return std::nullopt;
+  if (!torch::cuda::is_available()) {
+    throw ConfigError(config.source +
+                      ": data.augment_device: cuda, but no CUDA device is available to this process "
+                      "(augment on the CPU with data.augment_device: cpu)");
+  }
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_cuda_device()));
+}
+
+}  // namespace
+
 LoaderBatchSource::LoaderBatchSource(const Config& config, const FoldData& fold, uint64_t seed, int rank,
-                                     int ranks, int threads)
+                                     int ranks, int threads, std::optional<torch::Device> augment_on)
     : validation_batches_(config.training.validation_batches), train_(fold.train), val_(fold.val) {
+  const std::optional<torch::Device> device = augment_device(config, augment_on);
   train_options_.patch_size = config.training.patch_size;
   train_options_.global_batch_size = config.training.batch_size * ranks;
   train_options_.rank = rank;
@@ -88,14 +104,23 @@ LoaderBatchSource::LoaderBatchSource(const Config& config, const FoldData& fold,
   train_options_.foreground_oversampling = config.training.foreground_oversampling;
   train_options_.seed = seed;
   train_options_.threads = threads;
+  AugmentOptions& augment = train_options_.augment;
+  augment.elastic_probability = config.data.elastic_probability;
+  augment.min_elastic_alpha = config.data.elastic_alpha[0];
+  augment.max_elastic_alpha = config.data.elastic_alpha[1];
+  augment.min_elastic_sigma = config.data.elastic_sigma[0];
+  augment.max_elastic_sigma = config.data.elastic_sigma[1];
+  train_options_.crop_only = device.has_value();
   validation_options_ = train_options_;
   validation_options_.validation = true;
+  validation_options_.crop_only = false;
   validation_options_.global_batch_size = config.training.batch_size;
   validation_options_.rank = 0;
   validation_options_.ranks = 1;
   validation_options_.threads = 1;
   validate(train_options_);
   validate(validation_options_);
+  if (device) augmenter_ = std::make_unique<DeviceAugmenter>(augment, *device);
 }
 
 TrainingBatch LoaderBatchSource::train_batch(int64_t iteration) {
@@ -107,7 +132,7 @@ TrainingBatch LoaderBatchSource::train_batch(int64_t iteration) {
   }
   Batch batch = loader_->next();
   next_iteration_ = iteration + 1;
-  return to_tensors(batch);
+  return augmenter_ ? augmenter_->augment(batch) : to_tensors(batch);
 }
 
 TrainingBatch LoaderBatchSource::validation_batch(int64_t epoch, int64_t index) {

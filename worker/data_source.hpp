@@ -3,12 +3,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/case_store.hpp"
 #include "data/loader.hpp"
 #include "data/preprocess.hpp"
+#include "worker/device_augment.hpp"
 #include "worker/trainer.hpp"
 
 namespace e2e {
@@ -35,10 +37,13 @@ FoldData open_fold(const Config& config, const std::string& store_dir, int fold)
 
 // Training batches from the threaded loader (restartable at any iteration, per-rank slice of the global
 // batch), validation batches built directly (no augmentation). Deterministic in (seed, iteration).
+// data.augment_device cuda: the loader only crops, and a DeviceAugmenter augments each training batch on this
+// rank's GPU (the trainer's device), returning device tensors. ConfigError naming data.augment_device when no
+// CUDA device is available. `augment_on` forces device augmentation on that device (tests, benchmarks).
 class LoaderBatchSource : public BatchSource {
  public:
   LoaderBatchSource(const Config& config, const FoldData& fold, uint64_t seed, int rank, int ranks,
-                    int threads);
+                    int threads, std::optional<torch::Device> augment_on = std::nullopt);
   TrainingBatch train_batch(int64_t iteration) override;
   TrainingBatch validation_batch(int64_t epoch, int64_t index) override;
   double wait_seconds() const override;
@@ -50,6 +55,7 @@ class LoaderBatchSource : public BatchSource {
   std::shared_ptr<const CaseSource> train_;
   std::shared_ptr<const CaseSource> val_;
   std::unique_ptr<BatchLoader> loader_;
+  std::unique_ptr<DeviceAugmenter> augmenter_;
   int64_t next_iteration_ = -1;
   double waited_before_ = 0;
 };
