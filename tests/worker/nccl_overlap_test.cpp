@@ -21,6 +21,7 @@ class NcclOverlapTest : public ::testing::Test {
     ensure_mpi_initialized();
     if (!comm_) comm_ = make_nccl_communicator(MPI_COMM_SELF, 0);
   }
+  static void TearDownTestSuite() { comm_.reset(); }  // before MPI and CUDA shut down at exit
   static std::unique_ptr<Communicator> comm_;
 };
 
