@@ -34,7 +34,8 @@ class Communicator {
     if (size() > 1) tensor.div_(size());
   }
   // Starts a sum all-reduce and returns without waiting (the gradient buckets overlap it with the rest of
-  // the backward pass). Calls must be made in the same order on every rank. Default: synchronous.
+  // the backward pass). Calls must be made in the same order on every rank, and the tensor must stay alive
+  // until the collective was waited for. Default: synchronous.
   virtual std::unique_ptr<PendingCollective> start_all_reduce_sum(torch::Tensor& tensor);
   // Small host-side values (epoch statistics, hashes, topology bytes).
   virtual void all_reduce_sum(std::vector<double>& values) = 0;
