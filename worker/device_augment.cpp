@@ -346,35 +346,46 @@ torch::Tensor DeviceAugmenter::elastic_displacement(const AugmentDraw& draw, con
 // Per-label linear: the label with the largest interpolated mask weight, ties to the larger value, −1 taking
 // whatever weight no other label covers (in-box −1 voxels and the outside). Nearest: the nearest voxel.
 torch::Tensor DeviceAugmenter::warp_labels(const torch::Tensor& label, const torch::Tensor& grid) const {
-  const auto sample = [&](const torch::Tensor& volume, bool linear) {
-    return F::grid_sample(volume.unsqueeze(1), grid,
+  // N×K×box → N×K×patch.
+  const auto sample = [&](const torch::Tensor& volumes, bool linear = true) {
+    return F::grid_sample(volumes, grid,
                           F::GridSampleFuncOptions()
                               .mode(linear ? F::GridSampleFuncOptions::mode_t(torch::kBilinear)
                                            : F::GridSampleFuncOptions::mode_t(torch::kNearest))
                               .padding_mode(torch::kZeros)
-                              .align_corners(true))
-        .squeeze(1);
+                              .align_corners(true));
   };
   if (options_.label_interpolation == LabelInterpolation::kNearest) {
-    return sample((label.to(torch::kFloat) + 1.0f), false).round().to(torch::kLong) - 1;
+    return sample(label.unsqueeze(1).to(torch::kFloat) + 1.0f, false).squeeze(1).round().to(torch::kLong) - 1;
   }
-  const torch::Tensor values =
-      std::get<0>(torch::_unique(label, /*sorted=*/true)).to(torch::kCPU, torch::kLong);
-  const auto* value = values.data_ptr<int64_t>();
+  // Label values from the largest down (ties keep the larger). Testing each value of the range (labels are
+  // consecutive class values) costs less than a sort-based unique of the whole box.
+  std::vector<int64_t> values;
+  const int64_t lowest = label.min().item<int64_t>();
+  for (int64_t v = label.max().item<int64_t>(); v >= lowest; --v) {
+    if (v != -1 && label.eq(v).any().item<bool>()) values.push_back(v);
+  }
+  // Up to 8 masks per grid_sample: the source points and weights are computed once for all of them.
+  constexpr std::size_t kChunk = 8;
   torch::Tensor best_weight, best_value, covered;
-  for (int64_t k = values.numel() - 1; k >= 0; --k) {  // larger values first: ties keep them
-    if (value[k] == -1) continue;
-    const torch::Tensor weight = sample(label.eq(value[k]).to(torch::kFloat), true);
-    if (!best_weight.defined()) {
-      best_weight = weight;
-      best_value = torch::full_like(weight, value[k], torch::kLong);
-      covered = weight.clone();
-      continue;
+  for (std::size_t first = 0; first < values.size(); first += kChunk) {
+    const std::size_t end = std::min(values.size(), first + kChunk);
+    std::vector<torch::Tensor> masks;
+    for (std::size_t k = first; k < end; ++k) masks.push_back(label.eq(values[k]));
+    const torch::Tensor weights = sample(torch::stack(masks, 1).to(torch::kFloat));
+    for (std::size_t k = first; k < end; ++k) {
+      const torch::Tensor weight = weights.select(1, static_cast<int64_t>(k - first));
+      if (!best_weight.defined()) {
+        best_weight = weight.clone();
+        best_value = torch::full_like(weight, values[k], torch::kLong);
+        covered = weight.clone();
+        continue;
+      }
+      const torch::Tensor take = weight > best_weight;
+      best_weight = torch::where(take, weight, best_weight);
+      best_value.masked_fill_(take, values[k]);
+      covered += weight;
     }
-    const torch::Tensor take = weight > best_weight;
-    best_weight = torch::where(take, weight, best_weight);
-    best_value.masked_fill_(take, value[k]);
-    covered += weight;
   }
   const int64_t shape[4] = {grid.size(0), grid.size(1), grid.size(2), grid.size(3)};
   if (!best_weight.defined())
