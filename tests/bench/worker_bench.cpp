@@ -2,7 +2,8 @@
 // (augment_patch), 1×1×128³ patches of a 160×192×192 case, typical moreDA probabilities and every transform
 // forced on. Run: build/tests/bench/worker_bench [--benchmark_filter=Augment]
 // The torch pipeline runs on the CPU (device 0) or the first GPU (device 1, skipped without one); it starts
-// from the cropped sampling box as the crop-only loader hands it over (BM_CropSamplingBox is that crop).
+// from the cropped sampling box as the crop-only loader hands it over (BM_CropSamplingBox is that crop). Both
+// CPU variants use one core.
 #include <benchmark/benchmark.h>
 
 #include <memory>
@@ -62,6 +63,7 @@ void BM_AugmentTorch(benchmark::State& state) {
     return;
   }
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (!cuda) at::set_num_threads(1);  // core for core with augment_patch (and OpenMP stalls on a busy host)
   const e2e::AugmentOptions options = bench_options(state.range(0));
   const e2e::Shape3 box = e2e::sampling_size(kPatch, options);
   torch::Tensor image = torch::empty({1, 1, box[0], box[1], box[2]}, torch::kFloat);
