@@ -36,6 +36,22 @@ set(E2E_TORCH_CUDA OFF)
 if(TORCH_CUDA_LIBRARIES OR CAFFE2_USE_CUDA)
   set(E2E_TORCH_CUDA ON)
 endif()
+# The PyPI wheel brings its own CUDA runtime, NCCL, cuBLAS… (site-packages/nvidia/*/lib), possibly newer than
+# the toolkit's. Link and run against those, as LibTorch itself does: the linker resolves LibTorch's
+# dependencies there (not in the toolkit, whose older libnccl lacks symbols LibTorch needs), and CUDA::cudart
+# is the wheel's runtime, so the process holds one libcudart.
+if(E2E_TORCH_CUDA)
+  file(GLOB _wheel_lib_dirs LIST_DIRECTORIES true "${TORCH_INSTALL_PREFIX}/../nvidia/*/lib")
+  if(_wheel_lib_dirs)
+    string(JOIN ":" _wheel_rpath_link ${_wheel_lib_dirs})
+    add_link_options("LINKER:-rpath-link,${_wheel_rpath_link}")
+    find_library(E2E_WHEEL_CUDART NAMES libcudart.so.13 libcudart.so.12 PATHS ${_wheel_lib_dirs} NO_DEFAULT_PATH)
+    if(E2E_WHEEL_CUDART AND TARGET CUDA::cudart)
+      set_property(TARGET CUDA::cudart PROPERTY IMPORTED_LOCATION "${E2E_WHEEL_CUDART}")
+    endif()
+  endif()
+endif()
+
 set(_torch_built_with "CPU only")
 if(EXISTS "${TORCH_INSTALL_PREFIX}/version.py")  # the PyPI wheel
   file(STRINGS "${TORCH_INSTALL_PREFIX}/version.py" _torch_cuda_line REGEX "^cuda.*= *'[0-9.]+'")
@@ -47,7 +63,8 @@ message(STATUS "e2e: LibTorch ${Torch_VERSION} (${_torch_built_with}) from ${TOR
 # What `e2e --version` reports (the NCCL part is added where NCCL is found).
 set(E2E_BUILD_DESCRIPTION "LibTorch ${Torch_VERSION}, ${_torch_built_with}")
 if(E2E_TORCH_CUDA)
-  string(APPEND E2E_BUILD_DESCRIPTION ", GPU architectures ${TORCH_CUDA_ARCH_LIST}")
+  string(REPLACE ";" " " _archs "${TORCH_CUDA_ARCH_LIST}")  # a ';' would split the compile definition
+  string(APPEND E2E_BUILD_DESCRIPTION ", GPU architectures ${_archs}")
 endif()
 if(E2E_TORCH_CUDA)
   message(STATUS "e2e: CUDA toolkit ${CUDAToolkit_VERSION} (${CUDAToolkit_NVCC_EXECUTABLE}); "

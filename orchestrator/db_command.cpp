@@ -73,10 +73,10 @@ std::string format_rows(const std::vector<std::string>& header,
     return array.dump(2) + "\n";
   }
   if (format == "csv") {
-    for (std::size_t c = 0; c < header.size(); ++c) out += (c ? "," : "") + csv_escape(header[c]);
+    for (std::size_t c = 0; c < header.size(); ++c) out.append(c ? "," : "").append(csv_escape(header[c]));
     out += "\n";
     for (const auto& row : rows) {
-      for (std::size_t c = 0; c < row.size(); ++c) out += (c ? "," : "") + csv_escape(row[c]);
+      for (std::size_t c = 0; c < row.size(); ++c) out.append(c ? "," : "").append(csv_escape(row[c]));
       out += "\n";
     }
     return out;

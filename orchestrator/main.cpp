@@ -6,6 +6,7 @@
 #include <string>
 
 #include "configs/config.hpp"
+#include "orchestrator/build_info.hpp"
 #include "orchestrator/commands.hpp"
 
 namespace {
