@@ -165,12 +165,6 @@ AxisView axis_view(const Shape3& shape, int axis) {
 }
 
 // A 1D linear resampling along one axis: out[j] = Σ_k weight[j][k] · in[index[j][k]].
-struct AxisFilter {
-  int taps = 0;
-  std::vector<int64_t> index;  // out_length × taps
-  std::vector<float> weight;
-};
-
 // out (outer × filter_length × inner) = filter applied along the middle axis of in (outer × length × inner).
 void apply_axis_filter(const float* in, const AxisView& v, const AxisFilter& filter, int64_t out_length,
                        float* out) {
@@ -222,6 +216,8 @@ AxisFilter gaussian_filter(int64_t length, double sigma) {
   return filter;
 }
 
+}  // namespace
+
 // Cubic resize with half-voxel alignment and edge clamping (skimage resize geometry).
 AxisFilter cubic_resize_filter(int64_t in_length, int64_t out_length) {
   AxisFilter filter;
@@ -248,6 +244,8 @@ std::vector<int64_t> nearest_indices(int64_t in_length, int64_t out_length) {
   }
   return index;
 }
+
+namespace {
 
 struct Moments {
   double mean = 0.0, std = 0.0;

@@ -139,6 +139,18 @@ void adjust_contrast(float* channel, int64_t n, double factor);  // about the me
 void simulate_low_resolution(float* channel, const Shape3& shape, double zoom, bool keep_axis0);
 void apply_gamma(float* channel, int64_t n, double gamma, bool invert, bool retain_stats);
 
+// Separable resampling along one axis: output j is the sum over k < taps of weight[j·taps + k] times input
+// index[j·taps + k]. Shared with the device augmenter, which must resample with the same arithmetic.
+struct AxisFilter {
+  int taps = 0;
+  std::vector<int64_t> index;  // out_length × taps
+  std::vector<float> weight;
+};
+// Keys cubic (a = −0.5) resize with half-voxel alignment and edge clamping (skimage resize geometry).
+AxisFilter cubic_resize_filter(int64_t in_length, int64_t out_length);
+// Nearest resize indices: output j takes input floor((j + 0.5)·in/out).
+std::vector<int64_t> nearest_indices(int64_t in_length, int64_t out_length);
+
 void mirror(const PatchRef& patch, const std::array<bool, 3>& axes);
 void replace_label(int16_t* label, int64_t n, int16_t from, int16_t to);
 // Nearest resize: output voxel o takes input floor((o + 0.5)·in/out) per axis.

@@ -1,7 +1,8 @@
 // SGD momentum of one parameter, for the code that masks it (DSFF) or hashes it (checkpoints).
 //
 // LibTorch keys an optimizer's per-parameter state by the parameter's TensorImpl: by the pointer itself in
-// current 2.x releases (as void*), by the pointer printed as a string in 1.13. One lookup that compiles with both.
+// current 2.x releases (as void*), by the pointer printed as a string in 1.13. One lookup that compiles with
+// both.
 #pragma once
 
 #include <torch/torch.h>

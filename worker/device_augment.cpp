@@ -132,38 +132,16 @@ void apply_gamma(torch::Tensor channel, double gamma, bool invert, bool retain_s
   if (invert) channel.neg_();
 }
 
-// Nearest indices floor((j + 0.5)·in/out), the CPU's.
-std::vector<int64_t> nearest_indices(int64_t in_length, int64_t out_length) {
-  std::vector<int64_t> index(out_length);
-  const double ratio = static_cast<double>(in_length) / static_cast<double>(out_length);
-  for (int64_t j = 0; j < out_length; ++j) {
-    index[j] = std::min<int64_t>(static_cast<int64_t>(std::floor((j + 0.5) * ratio)), in_length - 1);
-  }
-  return index;
-}
-
-// Keys cubic resize of one axis (half-voxel alignment, edges clamped), tap by tap as the CPU sums.
+// Keys cubic resize of one axis with the CPU's filter (data/augment.hpp), tap by tap as the CPU sums.
 torch::Tensor cubic_resize_axis(const torch::Tensor& x, int axis, int64_t out_length) {
-  const int64_t in_length = x.size(axis);
-  const double ratio = static_cast<double>(in_length) / static_cast<double>(out_length);
-  std::vector<std::vector<int64_t>> index(4);
-  std::vector<std::vector<float>> weight(4);
-  for (int64_t j = 0; j < out_length; ++j) {
-    const double s = (j + 0.5) * ratio - 0.5;
-    const double f = std::floor(s);
-    const float t = static_cast<float>(s - f);
-    const float t2 = t * t, t3 = t2 * t;
-    const float w[4] = {-0.5f * t3 + t2 - 0.5f * t, 1.5f * t3 - 2.5f * t2 + 1.0f,
-                        -1.5f * t3 + 2.0f * t2 + 0.5f * t, 0.5f * t3 - 0.5f * t2};
-    for (int k = 0; k < 4; ++k) {
-      index[k].push_back(std::clamp<int64_t>(static_cast<int64_t>(f) - 1 + k, 0, in_length - 1));
-      weight[k].push_back(w[k]);
-    }
-  }
+  const AxisFilter filter = cubic_resize_filter(x.size(axis), out_length);
+  const torch::Tensor index = long_tensor(filter.index, x.device()).view({out_length, filter.taps});
+  const torch::Tensor weight =
+      torch::tensor(filter.weight, torch::kFloat).to(x.device()).view({out_length, filter.taps});
   torch::Tensor sum;
-  for (int k = 0; k < 4; ++k) {
-    const torch::Tensor w = along_axis(torch::tensor(weight[k], torch::kFloat).to(x.device()), axis);
-    const torch::Tensor term = x.index_select(axis, long_tensor(index[k], x.device())) * w;
+  for (int k = 0; k < filter.taps; ++k) {
+    const torch::Tensor w = along_axis(weight.select(1, k).contiguous(), axis);
+    const torch::Tensor term = x.index_select(axis, index.select(1, k).contiguous()) * w;
     sum = k == 0 ? term : sum + term;
   }
   return sum;

@@ -1,8 +1,8 @@
 #include "worker/trainer.hpp"
 
 #include <ATen/autocast_mode.h>
-#include <torch/version.h>
 #include <spdlog/spdlog.h>
+#include <torch/version.h>
 
 #include <unistd.h>
 
