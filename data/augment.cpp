@@ -145,13 +145,6 @@ int16_t nearest_label(const Volume<int16_t>& label, const double* s) {
 }
 
 // Mirror ("reflect") boundary: … c b a | a b c … d | d c b …
-inline int64_t reflect_index(int64_t i, int64_t n) {
-  const int64_t period = 2 * n;
-  i %= period;
-  if (i < 0) i += period;
-  return i < n ? i : period - 1 - i;
-}
-
 // Shape seen as (outer, length, inner) around one axis.
 struct AxisView {
   int64_t outer, length, inner;
@@ -198,13 +191,8 @@ void apply_axis_filter(const float* in, const AxisView& v, const AxisFilter& fil
 }
 
 AxisFilter gaussian_filter(int64_t length, double sigma) {
-  const int radius = static_cast<int>(4.0 * sigma + 0.5);
-  std::vector<float> kernel(2 * radius + 1);
-  double total = 0.0;
-  for (int k = -radius; k <= radius; ++k) total += std::exp(-0.5 * k * k / (sigma * sigma));
-  for (int k = -radius; k <= radius; ++k) {
-    kernel[k + radius] = static_cast<float>(std::exp(-0.5 * k * k / (sigma * sigma)) / total);
-  }
+  const std::vector<float> kernel = gaussian_kernel(sigma);
+  const int radius = static_cast<int>(kernel.size() / 2);
   AxisFilter filter;
   filter.taps = 2 * radius + 1;
   for (int64_t j = 0; j < length; ++j) {
@@ -217,6 +205,24 @@ AxisFilter gaussian_filter(int64_t length, double sigma) {
 }
 
 }  // namespace
+
+int64_t reflect_index(int64_t i, int64_t n) {
+  const int64_t period = 2 * n;
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - 1 - i;
+}
+
+std::vector<float> gaussian_kernel(double sigma) {
+  const int radius = static_cast<int>(4.0 * sigma + 0.5);
+  std::vector<float> kernel(2 * radius + 1);
+  double total = 0.0;
+  for (int k = -radius; k <= radius; ++k) total += std::exp(-0.5 * k * k / (sigma * sigma));
+  for (int k = -radius; k <= radius; ++k) {
+    kernel[k + radius] = static_cast<float>(std::exp(-0.5 * k * k / (sigma * sigma)) / total);
+  }
+  return kernel;
+}
 
 // Cubic resize with half-voxel alignment and edge clamping (skimage resize geometry).
 AxisFilter cubic_resize_filter(int64_t in_length, int64_t out_length) {

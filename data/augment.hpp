@@ -146,6 +146,10 @@ struct AxisFilter {
   std::vector<int64_t> index;  // out_length × taps
   std::vector<float> weight;
 };
+// The blur's Gaussian: radius round(4σ), weights exp(−k²/2σ²) normalized to sum 1.
+std::vector<float> gaussian_kernel(double sigma);
+// Mirror boundary (… c b a | a b c … d | d c b …): the blur's index for position i of an axis of length n.
+int64_t reflect_index(int64_t i, int64_t n);
 // Keys cubic (a = −0.5) resize with half-voxel alignment and edge clamping (skimage resize geometry).
 AxisFilter cubic_resize_filter(int64_t in_length, int64_t out_length);
 // Nearest resize indices: output j takes input floor((j + 0.5)·in/out).

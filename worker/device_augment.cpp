@@ -45,26 +45,6 @@ torch::Tensor crop(const torch::Tensor& t, int first_axis, const Shape3& offset,
   return out;
 }
 
-// The CPU's Gaussian: radius round(4σ), normalized discrete weights.
-std::vector<float> gaussian_kernel(double sigma) {
-  const int radius = static_cast<int>(4.0 * sigma + 0.5);
-  double total = 0.0;
-  for (int k = -radius; k <= radius; ++k) total += std::exp(-0.5 * k * k / (sigma * sigma));
-  std::vector<float> kernel;
-  for (int k = -radius; k <= radius; ++k) {
-    kernel.push_back(static_cast<float>(std::exp(-0.5 * k * k / (sigma * sigma)) / total));
-  }
-  return kernel;
-}
-
-// Mirror boundary (… c b a | a b c … d | d c b …), the CPU blur's.
-int64_t reflect_index(int64_t i, int64_t n) {
-  const int64_t period = 2 * n;
-  i %= period;
-  if (i < 0) i += period;
-  return i < n ? i : period - 1 - i;
-}
-
 // A 1D filter over an axis of `length` as a length×length matrix (row j: what output j takes from each
 // input), the boundary folded in: mirrored, or zero outside.
 torch::Tensor filter_matrix(int64_t length, const std::vector<float>& kernel, bool mirror,
@@ -80,8 +60,9 @@ torch::Tensor filter_matrix(int64_t length, const std::vector<float>& kernel, bo
   return torch::tensor(matrix, torch::kFloat).view({length, length}).to(device);
 }
 
-// Separable Gaussian of σ over the last three axes, from axis `first_axis` (0 = D) on: one matrix product
-// per axis (fast for the wide kernels of elastic deformation, too).
+// Separable Gaussian of σ (the CPU's gaussian_kernel and reflect_index) over the last three axes, from axis
+// `first_axis` (0 = D) on: one matrix product per axis (fast for the wide kernels of elastic deformation,
+// too).
 torch::Tensor gaussian_filter(torch::Tensor x, double sigma, int first_axis, bool mirror) {
   const std::vector<float> kernel = gaussian_kernel(sigma);
   for (int axis = first_axis; axis < 3; ++axis) {
