@@ -64,6 +64,12 @@ inline int local_cuda_device() {
   return local_rank % devices;
 }
 
+// Where this rank trains: its CUDA device (above) when CUDA is available, else the CPU.
+inline torch::Device local_training_device() {
+  if (!torch::cuda::is_available()) return torch::kCPU;
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_cuda_device()));
+}
+
 // A job of one rank: every collective is the identity.
 class SingleProcessCommunicator : public Communicator {
  public:

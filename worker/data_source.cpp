@@ -83,12 +83,13 @@ namespace {
 std::optional<torch::Device> augment_device(const Config& config, std::optional<torch::Device> forced) {
   if (forced) return forced;
   if (config.data.augment_device != "cuda") return std::nullopt;
-  if (!torch::cuda::is_available()) {
+  const torch::Device device = local_training_device();  // the trainer's device
+  if (!device.is_cuda()) {
     throw ConfigError(config.source +
                       ": data.augment_device: cuda, but no CUDA device is available to this process "
                       "(augment on the CPU with data.augment_device: cpu)");
   }
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_cuda_device()));
+  return device;
 }
 
 }  // namespace

@@ -30,11 +30,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-torch::Device choose_device() {
-  if (!torch::cuda::is_available()) return torch::kCPU;
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_cuda_device()));
-}
-
 // LibTorch 2.4 made autocast per device type (set_autocast_dtype/set_autocast_enabled(device, …)) and
 // deprecated the CUDA-only calls that 1.13 has; both builds are supported.
 void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
@@ -116,7 +111,7 @@ Trainer::Trainer(Config config, JobSpec job, BatchSource& batches, Communicator&
       comm_(comm),
       stop_requested_(stop_requested),
       hooks_(std::move(hooks)),
-      device_(choose_device()) {
+      device_(local_training_device()) {
   torch::manual_seed(static_cast<uint64_t>(mix_seed({job_.seed, 0xC0FFEE}) >> 1));
   net_ = E2ENet(config_.model);
   net_->to(device_);
