@@ -108,6 +108,51 @@ Mask member_mask(const LabelMap& map, const std::vector<uint8_t>& member, const 
   return mask;
 }
 
+bool same_spacing(const Spacing3& a, const Spacing3& b) {
+  for (int d = 0; d < 3; ++d) {
+    if (std::abs(a[d] - b[d]) > 1e-6 * b[d]) return false;
+  }
+  return true;
+}
+
+// medpy's hd95 as nnU-Net v1 calls it: undefined (NaN) when either mask is empty or fills the image.
+double hd95_pooled_or_nan(const BoundaryDistances& voxels, const StructureMetrics& m, int64_t image_voxels) {
+  const auto undefined = [&](int64_t count) { return count == 0 || count == image_voxels; };
+  if (undefined(m.gt_voxels) || undefined(m.pred_voxels)) return kNaN;
+  return hausdorff_voxels(voxels, 95.0, HausdorffVariant::pooled);
+}
+
+// NSD and HD as configured, then (when asked) the published-number variants.
+void add_surface_metrics(Mask& gt_mask, Mask& pred_mask, const Structure& structure,
+                         const EvaluationOptions& options, int64_t image_voxels, StructureMetrics& result) {
+  const bool surfel_nsd = options.nsd_variant == NsdVariant::surfel;
+  const bool needs_surfels = surfel_nsd || options.hd_variant == HausdorffVariant::surfel;
+  const bool needs_voxels =
+      !surfel_nsd || options.hd_variant != HausdorffVariant::surfel || options.reference_variants;
+  SurfaceDistances surfels;
+  BoundaryDistances voxels;
+  if (needs_surfels) surfels = compute_surface_distances(gt_mask, pred_mask);
+  if (needs_voxels) voxels = compute_boundary_distances(gt_mask, pred_mask);
+
+  result.nsd = surfel_nsd ? normalized_surface_dice(surfels, structure.tolerance_mm)
+                          : normalized_surface_dice_voxels(voxels, structure.tolerance_mm);
+  result.hd = options.hd_variant == HausdorffVariant::surfel
+                  ? robust_hausdorff(surfels, options.hd_percentile)
+                  : hausdorff_voxels(voxels, options.hd_percentile, options.hd_variant);
+  if (!options.reference_variants) {
+    result.nsd_fixed_spacing = result.hd95_pooled = kNaN;
+    return;
+  }
+  result.hd95_pooled = hd95_pooled_or_nan(voxels, result, image_voxels);
+  if (surfel_nsd && same_spacing(gt_mask.spacing, kReferenceNsdSpacing)) {
+    result.nsd_fixed_spacing = result.nsd;
+    return;
+  }
+  gt_mask.spacing = pred_mask.spacing = kReferenceNsdSpacing;
+  result.nsd_fixed_spacing =
+      normalized_surface_dice(compute_surface_distances(gt_mask, pred_mask), structure.tolerance_mm);
+}
+
 StructureMetrics evaluate_structure(const LabelMap& gt, const LabelMap& pred, const Structure& structure,
                                     const LabelBoxes& boxes, const EvaluationOptions& options) {
   StructureMetrics result;
@@ -123,31 +168,16 @@ StructureMetrics evaluate_structure(const LabelMap& gt, const LabelMap& pred, co
     box = Box::merge(box, boxes.union_of(label));
   }
   if (box.empty()) {  // absent from both: not scored
-    result.dice = result.nsd = result.hd = kNaN;
+    result.dice = result.nsd = result.hd = result.nsd_fixed_spacing = result.hd95_pooled = kNaN;
     return result;
   }
-  const Mask gt_mask = member_mask(gt, member, box);
-  const Mask pred_mask = member_mask(pred, member, box);
+  Mask gt_mask = member_mask(gt, member, box);
+  Mask pred_mask = member_mask(pred, member, box);
   const OverlapCounts counts = count_overlap(gt_mask, pred_mask);
   result.gt_voxels = counts.true_positives + counts.false_negatives;
   result.pred_voxels = counts.true_positives + counts.false_positives;
   result.dice = dice_from_counts(counts, options.dice_variant);
-
-  const bool needs_surfels =
-      options.nsd_variant == NsdVariant::surfel || options.hd_variant == HausdorffVariant::surfel;
-  const bool needs_voxels =
-      options.nsd_variant == NsdVariant::monai_voxel || options.hd_variant != HausdorffVariant::surfel;
-  SurfaceDistances surfels;
-  BoundaryDistances voxels;
-  if (needs_surfels) surfels = compute_surface_distances(gt_mask, pred_mask);
-  if (needs_voxels) voxels = compute_boundary_distances(gt_mask, pred_mask);
-
-  result.nsd = options.nsd_variant == NsdVariant::surfel
-                   ? normalized_surface_dice(surfels, structure.tolerance_mm)
-                   : normalized_surface_dice_voxels(voxels, structure.tolerance_mm);
-  result.hd = options.hd_variant == HausdorffVariant::surfel
-                  ? robust_hausdorff(surfels, options.hd_percentile)
-                  : hausdorff_voxels(voxels, options.hd_percentile, options.hd_variant);
+  add_surface_metrics(gt_mask, pred_mask, structure, options, gt.size(), result);
   return result;
 }
 
@@ -227,46 +257,72 @@ double nanmean(const std::vector<double>& values) {
   return count == 0 ? kNaN : sum / static_cast<double>(count);
 }
 
+namespace {
+
+// One value per case of structure s, checking that every case has the same layout.
+std::vector<double> per_case(const std::vector<CaseMetrics>& cases, std::size_t s,
+                             double StructureMetrics::*metric) {
+  const std::vector<StructureMetrics>& layout = cases.front().structures;
+  std::vector<double> values;
+  for (const CaseMetrics& c : cases) {
+    if (c.structures.size() != layout.size() || c.structures[s].name != layout[s].name) {
+      throw std::invalid_argument("summarize: case '" + c.case_id + "' was evaluated with other options");
+    }
+    values.push_back(c.structures[s].*metric);
+  }
+  return values;
+}
+
+// Per-structure means, then their nanmean over classes and over regions.
+struct MeanOverStructures {
+  double StructureMetrics::*metric;
+  double StructureSummary::*structure_mean;
+  double EvaluationSummary::*class_mean;
+  double EvaluationSummary::*region_mean;
+};
+
+const MeanOverStructures kMeans[] = {
+    {&StructureMetrics::dice, &StructureSummary::mean_dice, &EvaluationSummary::mean_dice,
+     &EvaluationSummary::region_mean_dice},
+    {&StructureMetrics::nsd, &StructureSummary::mean_nsd, &EvaluationSummary::mean_nsd,
+     &EvaluationSummary::region_mean_nsd},
+    {&StructureMetrics::hd, &StructureSummary::mean_hd, &EvaluationSummary::mean_hd,
+     &EvaluationSummary::region_mean_hd},
+    {&StructureMetrics::nsd_fixed_spacing, &StructureSummary::mean_nsd_fixed_spacing,
+     &EvaluationSummary::mean_nsd_fixed_spacing, &EvaluationSummary::region_mean_nsd_fixed_spacing},
+    {&StructureMetrics::hd95_pooled, &StructureSummary::mean_hd95_pooled,
+     &EvaluationSummary::mean_hd95_pooled, &EvaluationSummary::region_mean_hd95_pooled},
+};
+
+}  // namespace
+
 EvaluationSummary summarize(const std::vector<CaseMetrics>& cases) {
   EvaluationSummary summary;
   summary.cases = static_cast<int64_t>(cases.size());
   if (cases.empty()) {
-    summary.mean_dice = summary.mean_nsd = summary.mean_hd = kNaN;
-    summary.region_mean_dice = summary.region_mean_nsd = summary.region_mean_hd = kNaN;
+    for (const MeanOverStructures& m : kMeans) summary.*m.class_mean = summary.*m.region_mean = kNaN;
     return summary;
   }
   const std::vector<StructureMetrics>& layout = cases.front().structures;
-  std::vector<double> class_dice, class_nsd, class_hd, region_dice, region_nsd, region_hd;
   for (std::size_t s = 0; s < layout.size(); ++s) {
-    std::vector<double> dice, nsd, hd;
-    for (const CaseMetrics& c : cases) {
-      if (c.structures.size() != layout.size() || c.structures[s].name != layout[s].name) {
-        throw std::invalid_argument("summarize: case '" + c.case_id + "' was evaluated with other options");
-      }
-      dice.push_back(c.structures[s].dice);
-      nsd.push_back(c.structures[s].nsd);
-      hd.push_back(c.structures[s].hd);
-    }
     StructureSummary item;
     item.name = layout[s].name;
     item.labels = layout[s].labels;
     item.is_region = layout[s].is_region;
     item.nsd_tolerance_mm = layout[s].nsd_tolerance_mm;
-    item.mean_dice = nanmean(dice);
-    item.mean_nsd = nanmean(nsd);
-    item.mean_hd = nanmean(hd);
+    for (const MeanOverStructures& m : kMeans) item.*m.structure_mean = nanmean(per_case(cases, s, m.metric));
+    const std::vector<double> dice = per_case(cases, s, &StructureMetrics::dice);
     item.cases_scored = std::count_if(dice.begin(), dice.end(), [](double v) { return !std::isnan(v); });
-    (item.is_region ? region_dice : class_dice).push_back(item.mean_dice);
-    (item.is_region ? region_nsd : class_nsd).push_back(item.mean_nsd);
-    (item.is_region ? region_hd : class_hd).push_back(item.mean_hd);
     summary.structures.push_back(item);
   }
-  summary.mean_dice = nanmean(class_dice);
-  summary.mean_nsd = nanmean(class_nsd);
-  summary.mean_hd = nanmean(class_hd);
-  summary.region_mean_dice = nanmean(region_dice);
-  summary.region_mean_nsd = nanmean(region_nsd);
-  summary.region_mean_hd = nanmean(region_hd);
+  for (const MeanOverStructures& m : kMeans) {
+    std::vector<double> classes, regions;
+    for (const StructureSummary& item : summary.structures) {
+      (item.is_region ? regions : classes).push_back(item.*m.structure_mean);
+    }
+    summary.*m.class_mean = nanmean(classes);
+    summary.*m.region_mean = nanmean(regions);
+  }
   return summary;
 }
 
@@ -280,7 +336,9 @@ nlohmann::json to_json(const StructureMetrics& m) {
           {"nsd", number_or_null(m.nsd)},
           {"nsd_tolerance_mm", m.nsd_tolerance_mm},
           {"hd", number_or_null(m.hd)},
-          {"hd_infinite", std::isinf(m.hd)}};
+          {"hd_infinite", std::isinf(m.hd)},
+          {"nsd_fixed_spacing", number_or_null(m.nsd_fixed_spacing)},
+          {"hd95_pooled", number_or_null(m.hd95_pooled)}};
 }
 
 nlohmann::json to_json(const CaseMetrics& metrics) {
@@ -300,6 +358,8 @@ nlohmann::json to_json(const EvaluationSummary& summary) {
                           {"mean_nsd", number_or_null(s.mean_nsd)},
                           {"mean_hd", number_or_null(s.mean_hd)},
                           {"mean_hd_infinite", std::isinf(s.mean_hd)},
+                          {"mean_nsd_fixed_spacing", number_or_null(s.mean_nsd_fixed_spacing)},
+                          {"mean_hd95_pooled", number_or_null(s.mean_hd95_pooled)},
                           {"cases_scored", s.cases_scored}});
   }
   return {{"cases", summary.cases},
@@ -309,7 +369,25 @@ nlohmann::json to_json(const EvaluationSummary& summary) {
           {"mean_hd", number_or_null(summary.mean_hd)},
           {"region_mean_dice", number_or_null(summary.region_mean_dice)},
           {"region_mean_nsd", number_or_null(summary.region_mean_nsd)},
-          {"region_mean_hd", number_or_null(summary.region_mean_hd)}};
+          {"region_mean_hd", number_or_null(summary.region_mean_hd)},
+          {"mean_nsd_fixed_spacing", number_or_null(summary.mean_nsd_fixed_spacing)},
+          {"mean_hd95_pooled", number_or_null(summary.mean_hd95_pooled)},
+          {"region_mean_nsd_fixed_spacing", number_or_null(summary.region_mean_nsd_fixed_spacing)},
+          {"region_mean_hd95_pooled", number_or_null(summary.region_mean_hd95_pooled)}};
+}
+
+nlohmann::json reference_variants_json(const EvaluationOptions& options) {
+  if (!options.reference_variants) return nullptr;
+  return {
+      {"nsd_fixed_spacing",
+       {{"nsd_variant", to_string(NsdVariant::surfel)},
+        {"spacing_mm", kReferenceNsdSpacing},
+        {"spacing_axes", "z, y, x"},
+        {"source", "E2ENet reference compute_surface_distances: spacing (3, 2, 1) whatever the image's"}}},
+      {"hd95_pooled",
+       {{"hd_variant", to_string(HausdorffVariant::pooled)},
+        {"hd_percentile", 95.0},
+        {"source", "medpy hd95 as nnU-Net v1 calls it: null when either mask is empty or full"}}}};
 }
 
 nlohmann::json evaluation_report(const EvaluationOptions& options, const std::vector<CaseMetrics>& cases) {
@@ -320,7 +398,8 @@ nlohmann::json evaluation_report(const EvaluationOptions& options, const std::ve
             {"nsd_variant", to_string(options.nsd_variant)},
             {"nsd_tolerance_mm", options.nsd_tolerance_mm},
             {"hd_variant", to_string(options.hd_variant)},
-            {"hd_percentile", options.hd_percentile}}},
+            {"hd_percentile", options.hd_percentile},
+            {"reference_variants", reference_variants_json(options)}}},
           {"cases", per_case},
           {"summary", to_json(summarize(cases))}};
 }

@@ -37,11 +37,17 @@ struct EvaluationOptions {
   DiceVariant dice_variant = DiceVariant::nnunet;
   NsdVariant nsd_variant = NsdVariant::surfel;
   HausdorffVariant hd_variant = HausdorffVariant::surfel;
+  // Also compute the variants behind published numbers (StructureMetrics::nsd_fixed_spacing, hd95_pooled).
+  bool reference_variants = true;
 
   double tolerance_for_class(int label) const;
   // Throws InputError naming the offending field (tolerances, percentile, labels, region names).
   void validate() const;
 };
+
+// The spacing (z, y, x) in mm that the E2ENet reference's NSD code uses whatever the image's spacing: its
+// compute_surface_distances hard-codes (3, 2, 1) on arrays in SimpleITK's (z, y, x) order, which is ours.
+inline constexpr Spacing3 kReferenceNsdSpacing{3.0, 2.0, 1.0};
 
 // Classes 1..num_classes−1 with the configured tolerances and HD variant (eval.hd_variant).
 EvaluationOptions evaluation_options(const EvalConfig& eval, int num_classes);
@@ -57,6 +63,13 @@ struct StructureMetrics {
   double nsd = 0.0;
   double nsd_tolerance_mm = 0.0;
   double hd = 0.0;  // at EvaluationOptions::hd_percentile
+  // Published-number variants (EvaluationOptions::reference_variants; NaN when off):
+  // NSD (surfels, same tolerance) as if the spacing were kReferenceNsdSpacing, as the E2ENet code computes
+  // it.
+  double nsd_fixed_spacing = 0.0;
+  // medpy's hd95 at the true spacing (HausdorffVariant::pooled at 95) with nnU-Net v1's rule: NaN, i.e. not
+  // scored, when either mask is empty or fills the whole image (the configured `hd` is +inf there).
+  double hd95_pooled = 0.0;
 };
 
 struct CaseMetrics {
@@ -78,6 +91,8 @@ struct StructureSummary {
   double mean_dice = 0.0;  // nanmean over cases (NaN if no case scores it)
   double mean_nsd = 0.0;
   double mean_hd = 0.0;  // +inf if any scored case has HD +inf
+  double mean_nsd_fixed_spacing = 0.0;
+  double mean_hd95_pooled = 0.0;  // over the cases where it is defined (see StructureMetrics)
   int64_t cases_scored = 0;
 };
 
@@ -90,6 +105,11 @@ struct EvaluationSummary {
   double region_mean_dice = 0.0;
   double region_mean_nsd = 0.0;
   double region_mean_hd = 0.0;
+  // The same means of the published-number variants.
+  double mean_nsd_fixed_spacing = 0.0;
+  double mean_hd95_pooled = 0.0;
+  double region_mean_nsd_fixed_spacing = 0.0;
+  double region_mean_hd95_pooled = 0.0;
   int64_t cases = 0;
 };
 
@@ -100,6 +120,8 @@ EvaluationSummary summarize(const std::vector<CaseMetrics>& cases);
 nlohmann::json to_json(const StructureMetrics& metrics);
 nlohmann::json to_json(const CaseMetrics& metrics);
 nlohmann::json to_json(const EvaluationSummary& summary);
+// What the published-number variants are (spacing, percentile, empty rule); null when they are off.
+nlohmann::json reference_variants_json(const EvaluationOptions& options);
 nlohmann::json evaluation_report(const EvaluationOptions& options, const std::vector<CaseMetrics>& cases);
 
 // nanmean: mean of the non-NaN values (NaN if there are none).
