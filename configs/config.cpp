@@ -205,6 +205,7 @@ void parse_training(Section s, TrainingConfig& t) {
   s.read("grad_clip", t.grad_clip);
   s.read("poly_exponent", t.poly_exponent);
   s.read("foreground_oversampling", t.foreground_oversampling);
+  s.read("batch_dice", t.batch_dice);
   s.read("validation_batches", t.validation_batches);
   s.read("checkpoint_every_epochs", t.checkpoint_every_epochs);
   s.read("checkpoint_every_minutes", t.checkpoint_every_minutes);
@@ -233,6 +234,7 @@ void parse_eval(Section s, EvalConfig& e) {
   s.read("hd_variant", e.hd_variant);
   s.read("tta", e.tta);
   s.read("step_fraction", e.step_fraction);
+  s.read("postprocessing", e.postprocessing);
   s.finish();
 }
 
@@ -389,6 +391,8 @@ void validate(const Config& config) {
                 "eval.hd_variant", "one of surfel, pooled, monai", "'" + e.hd_variant + "'");
   check.require(e.step_fraction > 0 && e.step_fraction <= 1, "eval.step_fraction", "a fraction in (0, 1]",
                 Checker::fmt(e.step_fraction));
+  check.require(e.postprocessing == "auto" || e.postprocessing == "off", "eval.postprocessing", "auto or off",
+                "'" + e.postprocessing + "'");
 
   const SweepConfig& w = config.sweep;
   check.require(!w.folds.empty(), "sweep.folds", "at least one fold", "an empty list");

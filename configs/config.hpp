@@ -62,6 +62,10 @@ struct TrainingConfig {
   double grad_clip = 12.0;
   double poly_exponent = 0.9;
   double foreground_oversampling = 0.33;
+  // Soft Dice over the whole batch instead of per sample. nnU-Net v1 (and the E2ENet reference) use it
+  // for 3D full resolution when the plan has a low-resolution stage (large images: AMOS, BTCV), not
+  // when the full-resolution patch covers a quarter of the median image or more (BraTS).
+  bool batch_dice = false;
   int64_t validation_batches = 50;
   int64_t checkpoint_every_epochs = 50;
   double checkpoint_every_minutes = 30;
@@ -92,6 +96,10 @@ struct EvalConfig {
   std::string hd_variant = "surfel";              // surfel | pooled | monai
   bool tta = false;
   double step_fraction = 0.5;
+  // nnU-Net's connected-component post-processing of the test-set predictions: `auto` decides it on
+  // each (sparsity, seed) cell's cross-validation predictions (metrics/postprocess.hpp) and reports
+  // test metrics with and without it; `off` never applies it.
+  std::string postprocessing = "off";  // auto | off
 };
 
 struct SweepConfig {

@@ -55,6 +55,7 @@ nlohmann::json results_sections(const Config& c) {
     out["data"]["elastic_alpha"] = d.elastic_alpha;
     out["data"]["elastic_sigma"] = d.elastic_sigma;
   }
+  if (t.batch_dice) out["training"]["batch_dice"] = true;  // only when set: older configs keep their hash
   nlohmann::json per_class = nlohmann::json::object();
   for (const auto& [cls, tol] : e.nsd_tolerance_per_class) per_class[std::to_string(cls)] = tol;
   out["eval"] = {{"nsd_tolerance_mm", e.nsd_tolerance_mm},
@@ -62,6 +63,7 @@ nlohmann::json results_sections(const Config& c) {
                  {"hd_variant", e.hd_variant},
                  {"tta", e.tta},
                  {"step_fraction", e.step_fraction}};
+  if (e.postprocessing != "off") out["eval"]["postprocessing"] = e.postprocessing;
   return out;
 }
 
