@@ -4,9 +4,10 @@
 # cell is made to fail (its job folder path is taken by a file): its bundle records the error,
 # slurm/failed_cells.sh lists it as --array=1, and resubmitting that cell alone completes the store.
 # Usage: array_import.sh E2E_BINARY [WORK_DIR]; exit 77 (skipped) without root or Slurm.
+# shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
 start_cluster
-cd "$WORK"
+cd "$WORK" || exit 1
 make_config cells.yaml 2 4
 export E2E_FOLDS="0 1" E2E_SPARSITIES="0.5"
 DB=$WORK/results/e2e.db
@@ -47,10 +48,11 @@ log "== the array: cell 0 trains, cell 1 fails (its job folder path is a file)"
 mkdir -p results/cells
 touch results/cells/fold1_s0.5
 import=$(run_array 0-1)
+log "import job $import done"
 grep -q "imported .*fold0_s0.5" "e2e-import-"*.out || fail "cell 0's bundle was not imported"
 grep -q "imported .*fold1_s0.5" "e2e-import-"*.out || fail "cell 1's failed bundle was not imported"
 grep -q "2 of 2 bundles imported" "e2e-import-"*.out || fail "the import job should import both bundles"
-[[ $(q "$DB" "select status from jobs where fold = 0") == done ]] || fail "cell 0 is not done in the store"
+[[ $(q "$DB" "select status from jobs where fold = 0") == "done" ]] || fail "cell 0 is not done in the store"
 [[ $(q "$DB" "select status from jobs where fold = 1") == failed ]] || fail "cell 1 should be failed"
 [[ -n $(q "$DB" "select error from jobs where fold = 1") ]] || fail "cell 1's error is not in the store"
 
@@ -61,9 +63,11 @@ log "== resubmit the failed cell alone ($cells)"
 rm results/cells/fold1_s0.5
 rm -f "e2e-import-"*.out
 import=$(run_array "${cells#--array=}")
+log "import job $import done"
 grep -q "imported .*fold1_s0.5" e2e-import-*.out || fail "the resubmitted cell's bundle was not imported"
 grep -q "skipped .*fold0_s0.5" e2e-import-*.out || fail "cell 0's bundle should be skipped the second time"
-[[ $(ls e2e-cell-*_0.out | wc -l) == 1 ]] || fail "cell 0 ran again"
+cell0_logs=(e2e-cell-*_0.out)
+((${#cell0_logs[@]} == 1)) || fail "cell 0 ran again"
 jobs=$(expect_all_done "$DB")
 [[ $jobs == 2 ]] || fail "expected 2 jobs in the store, got $jobs"
 if "$REPO/slurm/failed_cells.sh" "$DB" 2>/dev/null; then fail "failed_cells.sh should find nothing left"; fi

@@ -2,8 +2,10 @@
 # A throwaway single-node Slurm for the tests in this folder: munged (as the munge user), slurmctld and
 # slurmd (as root), with their key, config, state, spool, logs and sockets in one folder.
 #
-#   tests/slurm/cluster.sh up DIR     start; prints `export SLURM_CONF=DIR/slurm.conf`; exit 77 when it cannot
-#                                     run here (not root, or the Debian packages are missing)
+#   tests/slurm/cluster.sh up DIR [OWNER_PID]
+#                                     start; prints `export SLURM_CONF=DIR/slurm.conf`; exit 77 when it cannot
+#                                     run here (not root, or the Debian packages are missing). With OWNER_PID,
+#                                     a watcher takes the cluster down once that process has ended.
 #   tests/slurm/cluster.sh down DIR   stop exactly the daemons `up` started (by their recorded pids)
 #
 # Slurm settings the tests rely on (slurm/README.md explains them for a site): one node with 2 CPUs,
@@ -92,7 +94,8 @@ start_munge() {
   chmod 0755 "$dir/munge"  # munged wants its socket folder reachable by every client
   chmod 0600 "$dir/munge/munge.key"
   runuser -u munge -- munged --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.socket" \
-    --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed"
+    --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" \
+    </dev/null >>"$dir/log/munged.out" 2>&1
   wait_for "munged" 10 test -S "$dir/munge/munge.socket"
   cp "$dir/munge/munged.pid" "$dir/run/munged.pid"
 }
@@ -114,7 +117,7 @@ node_idle() {
 }
 
 up() {
-  local dir=$1
+  local dir=$1 owner=${2:-}
   check_prerequisites
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
@@ -123,9 +126,10 @@ up() {
   write_config "$dir"
   export SLURM_CONF=$dir/slurm.conf
   start_munge "$dir"
-  slurmctld -f "$SLURM_CONF"
+  # The daemons must not inherit our stdout: a caller reading it ($(...), ctest) would wait for them.
+  slurmctld -f "$SLURM_CONF" </dev/null >>"$dir/log/slurmctld.out" 2>&1
   wait_for "slurmctld" 20 test -s "$dir/run/slurmctld.pid"
-  slurmd -f "$SLURM_CONF" -N "$NODE"
+  slurmd -f "$SLURM_CONF" -N "$NODE" </dev/null >>"$dir/log/slurmd.out" 2>&1
   wait_for "slurmd" 20 test -s "$dir/run/slurmd-$NODE.pid"
   if ! wait_for "node $NODE idle" 30 node_idle; then
     sinfo -N -l >&2 || true
@@ -133,7 +137,17 @@ up() {
     down "$dir"
     exit 1
   fi
+  [[ -n $owner ]] && watch_owner "$dir" "$owner"
   echo "export SLURM_CONF=$SLURM_CONF"
+}
+
+# Takes the cluster down when the owner process ends without doing so (a test killed at its timeout).
+watch_owner() {
+  local dir=$1 owner=$2
+  # shellcheck disable=SC2016  # expanded by the watcher shell
+  setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 2; done; "$2" down "$3"' watcher "$owner" \
+    "$(realpath "$0")" "$dir" </dev/null >>"$dir/log/watcher.out" 2>&1 &
+  echo $! >"$dir/run/watcher.pid"
 }
 
 stop_pid_file() {
@@ -151,16 +165,34 @@ stop_pid_file() {
 
 down() {
   local dir=$1
+  [[ -d $dir/run ]] || return 0
+  cancel_jobs "$dir"
   stop_pid_file "$dir/run/slurmd-$NODE.pid"
   stop_pid_file "$dir/run/slurmctld.pid"
   stop_pid_file "$dir/run/munged.pid"
+  # The watcher may be the one running this: it ends by itself then.
+  [[ -s $dir/run/watcher.pid && $(<"$dir/run/watcher.pid") != "$PPID" ]] && stop_pid_file "$dir/run/watcher.pid"
+  return 0
+}
+
+# Jobs still queued or running (a failed test) end through Slurm, so that no job step outlives slurmd.
+cancel_jobs() {
+  local dir=$1 jobs
+  [[ -s $dir/run/slurmctld.pid ]] && kill -0 "$(<"$dir/run/slurmctld.pid")" 2>/dev/null || return 0
+  export SLURM_CONF=$dir/slurm.conf
+  jobs=$(squeue --noheader --format=%A 2>/dev/null) || return 0
+  [[ -n $jobs ]] || return 0
+  # shellcheck disable=SC2086  # one id per word
+  scancel $jobs 2>/dev/null || true
+  local tries=30
+  while ((tries-- > 0)) && [[ -n $(squeue --noheader --format=%A 2>/dev/null) ]]; do sleep 0.5; done
 }
 
 case "${1:-}" in
-  up) up "${2:?usage: cluster.sh up DIR}" ;;
+  up) up "${2:?usage: cluster.sh up DIR [OWNER_PID]}" "${3:-}" ;;
   down) down "${2:?usage: cluster.sh down DIR}" ;;
   *)
-    echo "usage: cluster.sh up|down DIR" >&2
+    echo "usage: cluster.sh up DIR [OWNER_PID] | down DIR" >&2
     exit 2
     ;;
 esac

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the Slurm tests (sourced): a private single-node cluster (cluster.sh) for the test's lifetime,
 # synthetic data, a tiny variant of configs/synthetic.yaml, and job/store queries.
 # Usage in a test: source lib.sh "$@"   (arguments: E2E_BINARY [WORK_DIR])
@@ -38,7 +39,7 @@ stop_cluster() {
 
 start_cluster() {
   local exports code=0
-  exports=$("$SLURM_TESTS/cluster.sh" up "$WORK/cluster") || code=$?
+  exports=$("$SLURM_TESTS/cluster.sh" up "$WORK/cluster" $$) || code=$?
   ((code == 77)) && exit 77
   ((code == 0)) || fail "the Slurm cluster did not come up (logs in $WORK/cluster/log)"
   trap stop_cluster EXIT
@@ -62,8 +63,9 @@ make_config() {
     -e "s|^  dataset: .*|  dataset: ${WORK}/data|" \
     -e "s|^  path: demo/e2e.db|  path: ${WORK}/e2e.db|" \
     "$REPO/configs/synthetic.yaml" >"$out"
-  grep -q "epochs: ${epochs}$" "$out" && grep -q "dataset: ${WORK}/data" "$out" ||
+  if ! grep -q "epochs: ${epochs}$" "$out" || ! grep -q "dataset: ${WORK}/data" "$out"; then
     fail "configs/synthetic.yaml changed shape: could not derive the test config"
+  fi
 }
 
 # --- jobs --------------------------------------------------------------------------------------------------
@@ -97,6 +99,7 @@ wait_count() {
   fail "after ${seconds} s: '$sql' is ${count}, expected >= $n"
 }
 
+# shellcheck disable=SC2034  # used by the tests that source this file
 # The sweep in CPU mode on this 2-CPU node: the coordinator and 2 worker ranks (one overcommitted CPU).
 SWEEP_SBATCH=(sbatch --parsable --gpus-per-node=0 --ntasks-per-node=2 --cpus-per-task=1)
 export E2E_CPU_WORKERS=2 E2E_STATUS_PORT=off

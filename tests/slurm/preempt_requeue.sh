@@ -5,9 +5,10 @@
 # show job`), and the rerun finishes: jobs preempted then resumed, no job restarted from scratch, no attempt
 # used, and the same final weights and metrics as an uninterrupted run.
 # Usage: preempt_requeue.sh E2E_BINARY [WORK_DIR]; exit 77 (skipped) without root or Slurm.
+# shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
 start_cluster
-cd "$WORK"
+cd "$WORK" || exit 1
 make_config sweep.yaml 4 6
 
 run_sweep() {  # NAME → prints the job id; the store and job folders under NAME/

@@ -2,9 +2,10 @@
 # `sbatch slurm/sweep.sbatch` on a real single-node Slurm, CPU mode (coordinator + 2 worker ranks under
 # srun --mpi=pmix): the job ends COMPLETED and the store holds every job done, each with its result.
 # Usage: sweep_sbatch.sh E2E_BINARY [WORK_DIR]; exit 77 (skipped) without root or Slurm.
+# shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
 start_cluster
-cd "$WORK"
+cd "$WORK" || exit 1
 make_config sweep.yaml 2 4
 
 job=$("${SWEEP_SBATCH[@]}" --output=sweep-%j.out "$REPO/slurm/sweep.sbatch" sweep.yaml --folds 0 \

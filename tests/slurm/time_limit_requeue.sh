@@ -4,9 +4,10 @@
 # checkpoint and exit 3, sweep.sbatch requeues the job, and the chain of allocations carries the sweep to
 # the end: COMPLETED after several starts, every job done, no attempt used, nothing trained from scratch
 # twice. Usage: time_limit_requeue.sh E2E_BINARY [WORK_DIR]; exit 77 (skipped) without root or Slurm.
+# shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
 start_cluster
-cd "$WORK"
+cd "$WORK" || exit 1
 # About twice as much training as one allocation holds on a small machine.
 make_config sweep.yaml "${E2E_SLURM_TIME_LIMIT_EPOCHS:-6}" 10
 
