@@ -2,6 +2,12 @@
 
 namespace e2e {
 
+LossOptions loss_options(const TrainingConfig& training) {
+  LossOptions options;
+  options.batch_dice = training.batch_dice;
+  return options;
+}
+
 torch::Tensor ce_dice_loss(const torch::Tensor& logits, const torch::Tensor& target,
                            const LossOptions& options) {
   TORCH_CHECK(logits.dim() == 5 && target.dim() == 4,
@@ -21,8 +27,7 @@ torch::Tensor ce_dice_loss(const torch::Tensor& logits, const torch::Tensor& tar
   const torch::Tensor tp = (probs * onehot).sum(axes);
   const torch::Tensor fp = (probs * (1 - onehot)).sum(axes);
   const torch::Tensor fn = ((1 - probs) * onehot).sum(axes);
-  const torch::Tensor dice =
-      (2 * tp + options.dice_smooth) / (2 * tp + fp + fn + options.dice_smooth).clamp_min(1e-8);
+  const torch::Tensor dice = (2 * tp + options.dice_smooth) / (2 * tp + fp + fn + options.dice_smooth + 1e-8);
   const torch::Tensor foreground = dice.narrow(-1, 1, classes - 1);  // background excluded
   return options.ce_weight * ce + options.dice_weight * (1 - foreground.mean());
 }

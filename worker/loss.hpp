@@ -5,17 +5,25 @@
 
 #include <vector>
 
+#include "configs/config.hpp"
+
 namespace e2e {
 
 struct LossOptions {
   double dice_smooth = 1e-5;
-  bool batch_dice = false;  // pool the Dice statistics over the batch (nnU-Net plans decide)
+  bool batch_dice = false;  // pool the Dice statistics over the batch (training.batch_dice)
   double ce_weight = 1.0;
   double dice_weight = 1.0;
 };
 
+// The loss the config trains with.
+LossOptions loss_options(const TrainingConfig& training);
+
 // logits N×K×D×H×W, target N×D×H×W (int64; −1 = ignore). Returns ce + (1 − mean foreground soft Dice).
-// nnU-Net adds −Dice instead of 1 − Dice: the gradients are the same, ours stays ≥ 0.
+// Soft Dice per class (nnU-Net v1's SoftDiceLoss): (2·tp + smooth) / (2·tp + fp + fn + smooth + 1e-8), with
+// tp, fp, fn summed over each sample's voxels (then averaged over samples and classes), or with batch_dice
+// over all samples' voxels at once. nnU-Net adds −Dice instead of 1 − Dice: the gradients are the same, ours
+// stays ≥ 0.
 torch::Tensor ce_dice_loss(const torch::Tensor& logits, const torch::Tensor& target,
                            const LossOptions& options = {});
 

@@ -201,8 +201,8 @@ double Trainer::train_step(const TrainingBatch& batch) {
   {
     AutocastScope autocast(device_, config_.training.precision);
     std::vector<torch::Tensor> outputs = net_->forward(image);
-    loss = deep_supervision_loss(outputs, downsample_targets(label, outputs), net_->deep_supervision_weights(),
-                                 loss_options(config_.training));
+    loss = deep_supervision_loss(outputs, downsample_targets(label, outputs),
+                                 net_->deep_supervision_weights(), loss_options(config_.training));
   }
   // One small collective per step carries the loss and whether any rank was asked to stop, so that all
   // ranks stop after the same iteration.
@@ -274,8 +274,8 @@ EpochRecord Trainer::validate(int64_t epoch) {
     const torch::Tensor label = batch.label.to(device_);
     AutocastScope autocast(device_, config_.training.precision);
     std::vector<torch::Tensor> outputs = net_->forward(image);
-    sums[0] += deep_supervision_loss(outputs, downsample_targets(label, outputs), net_->deep_supervision_weights(),
-                                     loss_options(config_.training))
+    sums[0] += deep_supervision_loss(outputs, downsample_targets(label, outputs),
+                                     net_->deep_supervision_weights(), loss_options(config_.training))
                    .item<double>();
     sums[1] += 1;
     const torch::Tensor predicted = outputs[0].argmax(1);
