@@ -184,8 +184,8 @@ cancel_jobs() {
   [[ -n $jobs ]] || return 0
   # shellcheck disable=SC2086  # one id per word
   scancel $jobs 2>/dev/null || true
-  local tries=30
-  while ((tries-- > 0)) && [[ -n $(squeue --noheader --format=%A 2>/dev/null) ]]; do sleep 0.5; done
+  # Cancelled jobs get SIGTERM, then SIGKILL after KillWait; the node is idle once their steps are gone.
+  wait_for "the cancelled jobs to end" 30 node_idle || true
 }
 
 case "${1:-}" in
