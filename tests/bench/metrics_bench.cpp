@@ -4,6 +4,7 @@
 #include "metrics/dice.hpp"
 #include "metrics/distance_transform.hpp"
 #include "metrics/evaluate.hpp"
+#include "metrics/postprocess.hpp"
 #include "metrics/surface.hpp"
 
 namespace e2e {
@@ -83,7 +84,8 @@ void BM_DistanceTransform(benchmark::State& state) {
 }
 BENCHMARK(BM_DistanceTransform)->Unit(benchmark::kMillisecond);
 
-// A 4-class label map of the same size through the multi-class evaluation (Dice, NSD, HD95 per class).
+// A 4-class label map of the same size through the multi-class evaluation (Dice, NSD, HD95 per class);
+// argument 1 adds the published-number variants (NSD at (3, 2, 1) mm, pooled HD95).
 void BM_EvaluateCase(benchmark::State& state) {
   const OrganPair& pair = organ_pair(0);
   LabelMap gt(pair.gt.shape, pair.gt.spacing), pred(pair.gt.shape, pair.gt.spacing);
@@ -94,9 +96,63 @@ void BM_EvaluateCase(benchmark::State& state) {
   }
   EvaluationOptions options;
   options.classes = {1, 2, 3, 4};
+  options.reference_variants = state.range(0) != 0;
   for (auto _ : state) benchmark::DoNotOptimize(evaluate_case(gt, pred, options).structures.size());
 }
-BENCHMARK(BM_EvaluateCase)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EvaluateCase)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+// A 300³ prediction: an organ-sized ellipsoid split into 4 classes by octant, plus 2000 small islands of
+// random classes, against the clean ellipsoid as the reference.
+struct PostprocessingVolumes {
+  LabelMap reference;
+  LabelMap prediction;
+};
+
+const PostprocessingVolumes& postprocessing_volumes() {
+  static const PostprocessingVolumes volumes = [] {
+    const Shape3 shape{300, 300, 300};
+    const Mask organ = ellipsoid(shape, {1, 1, 1}, {150, 150, 150}, {120, 110, 130});
+    PostprocessingVolumes v{LabelMap(shape), LabelMap(shape)};
+    for (int64_t z = 0; z < shape[0]; ++z)
+      for (int64_t y = 0; y < shape[1]; ++y)
+        for (int64_t x = 0; x < shape[2]; ++x)
+          if (organ.at(z, y, x))
+            v.reference.at(z, y, x) = static_cast<int16_t>(1 + (y >= 150) + 2 * (x >= 150));
+    v.prediction = v.reference;
+    uint64_t state = 12345;
+    const auto next = [&state](int64_t bound) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      return static_cast<int64_t>((state >> 33) % static_cast<uint64_t>(bound));
+    };
+    for (int island = 0; island < 2000; ++island) {
+      const int64_t z = next(298), y = next(298), x = next(298);
+      const int16_t label = static_cast<int16_t>(1 + next(4));
+      for (int64_t dz = 0; dz < 2; ++dz) v.prediction.at(z + dz, y, x) = label;
+    }
+    return v;
+  }();
+  return volumes;
+}
+
+void BM_KeepLargestComponent(benchmark::State& state) {
+  const PostprocessingVolumes& v = postprocessing_volumes();
+  for (auto _ : state) {
+    state.PauseTiming();
+    LabelMap prediction = v.prediction;
+    state.ResumeTiming();
+    benchmark::DoNotOptimize(keep_largest_component(prediction, {1, 2, 3, 4}));
+  }
+}
+BENCHMARK(BM_KeepLargestComponent)->Unit(benchmark::kMillisecond);
+
+// One CV case through the decision's measurements: 3 copies, 9 keep-largest passes, 4 Dice passes.
+void BM_MeasurePostprocessingCase(benchmark::State& state) {
+  const PostprocessingVolumes& v = postprocessing_volumes();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(measure_postprocessing_case(v.reference, v.prediction, {1, 2, 3, 4}).raw.data());
+  }
+}
+BENCHMARK(BM_MeasurePostprocessingCase)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace e2e
