@@ -18,7 +18,7 @@ constexpr const char* kJobColumns =
     "j.id, j.key, j.experiment_id, e.name, j.config_hash, j.fold, j.sparsity, j.seed, j.status, j.attempts, "
     "j.max_attempts, j.worker_group, j.node, j.created_at, j.started_at, j.finished_at, j.heartbeat_at, "
     "j.error, "
-    "j.checkpoint_path, j.checkpoint_sha256, j.checkpoint_iteration";
+    "j.checkpoint_path, j.checkpoint_sha256, j.checkpoint_iteration, j.kind, j.folds";
 constexpr const char* kJobFrom = " FROM jobs j JOIN experiments e ON e.id = j.experiment_id";
 
 Job read_job(const Statement& row) {
@@ -42,6 +42,11 @@ Job read_job(const Statement& row) {
   job.heartbeat_at = row.text(16);
   job.error = row.text(17);
   if (!row.is_null(18)) job.checkpoint = Checkpoint{row.text(18), row.text(19), row.int64(20)};
+  job.kind = parse_job_kind(row.text(21));
+  const nlohmann::json folds = nlohmann::json::parse(row.text(22), nullptr, false);
+  if (folds.is_array())
+    for (const nlohmann::json& f : folds)
+      if (f.is_number_integer()) job.folds.push_back(f.get<int>());
   return job;
 }
 
@@ -82,6 +87,12 @@ ResultSummary read_result(const Statement& row, int first) {
   if (patch.is_array() && patch.size() == 3)
     for (int k = 0; k < 3; ++k) s.patch[k] = patch[k].is_number_integer() ? patch[k].get<int64_t>() : 0;
   s.metrics_json = row.text(first + 6);
+  s.split = parse_split(row.text(first + 7));
+  s.postprocessing = row.text(first + 8);
+  s.cases_total = row.int64(first + 9);
+  s.cases_scored = row.int64(first + 10);
+  s.ms_per_patch_dense = row.real(first + 11);
+  s.ms_per_patch_sparse = row.real(first + 12);
   return s;
 }
 
@@ -222,18 +233,26 @@ std::vector<EpochRow> StoreReader::epochs(int64_t job_id) const {
 std::vector<CaseMetricRow> StoreReader::case_metrics(int64_t job_id) const {
   std::vector<CaseMetricRow> out;
   Statement query = db_->prepare(
-      "SELECT case_id, structure, is_region, dice, nsd, nsd_tolerance_mm, hd95, hd_variant FROM case_metrics "
-      "WHERE job_id = ? ORDER BY case_id, position");
+      "SELECT case_id, structure, is_region, dice, nsd, nsd_tolerance_mm, hd95, hd_variant, split, "
+      "postprocessed, nsd_fixed_spacing, hd95_pooled FROM case_metrics WHERE job_id = ? "
+      "ORDER BY postprocessed, case_id, position");
   query.bind_all(job_id);
-  while (query.step())
-    out.push_back({query.text(0), query.text(1), query.int64(2) != 0, query.real(3), query.real(4),
-                   query.real(5), query.real(6), query.text(7)});
+  while (query.step()) {
+    CaseMetricRow row{query.text(0), query.text(1), query.int64(2) != 0, query.real(3),
+                      query.real(4), query.real(5), query.real(6),       query.text(7)};
+    row.split = parse_split(query.text(8));
+    row.postprocessed = query.int64(9) != 0;
+    row.nsd_fixed_spacing = query.real(10);
+    row.hd95_pooled = query.real(11);
+    out.push_back(std::move(row));
+  }
   return out;
 }
 
 std::optional<ResultSummary> StoreReader::result(int64_t job_id) const {
   Statement query = db_->prepare(
-      "SELECT mdice, mnsd, mhd95, params, flops, patch, metrics_json FROM results WHERE job_id = ?");
+      "SELECT mdice, mnsd, mhd95, params, flops, patch, metrics_json, split, postprocessing, cases_total, "
+      "cases_scored, ms_per_patch_dense, ms_per_patch_sparse FROM results WHERE job_id = ?");
   query.bind_all(job_id);
   if (!query.step()) return std::nullopt;
   return read_result(query, 0);
@@ -271,14 +290,15 @@ Topology StoreReader::topology(int64_t mask_id) const {
   }
 }
 
-std::vector<JobOutcome> StoreReader::outcomes(int64_t experiment_id) const {
+std::vector<JobOutcome> StoreReader::outcomes(int64_t experiment_id, Split split) const {
   std::vector<JobOutcome> out;
   Statement query = db_->prepare(
       "SELECT j.id, j.fold, j.sparsity, j.seed, r.mdice, r.mnsd, r.mhd95, r.params, r.flops, r.patch, "
-      "r.metrics_json FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.experiment_id = ? AND j.status = "
-      "'done' "
+      "r.metrics_json, r.split, r.postprocessing, r.cases_total, r.cases_scored, r.ms_per_patch_dense, "
+      "r.ms_per_patch_sparse FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.experiment_id = ? AND "
+      "j.status = 'done' AND r.split = ? "
       "ORDER BY j.sparsity, j.fold, j.seed, j.id");
-  query.bind_all(experiment_id);
+  query.bind_all(experiment_id, to_string(split));
   while (query.step()) {
     JobOutcome o;
     o.job_id = query.int64(0);
@@ -288,9 +308,11 @@ std::vector<JobOutcome> StoreReader::outcomes(int64_t experiment_id) const {
     o.summary = read_result(query, 4);
     out.push_back(std::move(o));
   }
-  // SQL avg() skips NULLs, which is where NaN (a class absent from a case) was stored.
+  // SQL avg() skips NULLs, which is where NaN (a class absent from a case) was stored. Test results keep
+  // their metrics with and without post-processing: the table reports the post-processed ones.
   Statement classes = db_->prepare(
-      "SELECT structure, avg(dice) FROM case_metrics WHERE job_id = ? AND is_region = 0 GROUP BY structure "
+      "SELECT structure, avg(dice) FROM case_metrics WHERE job_id = ?1 AND is_region = 0 AND postprocessed = "
+      "(SELECT coalesce(max(postprocessed), 0) FROM case_metrics WHERE job_id = ?1) GROUP BY structure "
       "ORDER BY min(position)");
   for (JobOutcome& o : out) {
     classes.reset();
@@ -298,6 +320,15 @@ std::vector<JobOutcome> StoreReader::outcomes(int64_t experiment_id) const {
     while (classes.step()) o.class_dice.emplace_back(classes.text(0), classes.real(1));
   }
   return out;
+}
+
+bool StoreReader::has_results(int64_t experiment_id, Split split) const {
+  Statement query = db_->prepare(
+      "SELECT 1 FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.experiment_id = ? AND j.status = "
+      "'done' "
+      "AND r.split = ? LIMIT 1");
+  query.bind_all(experiment_id, to_string(split));
+  return query.step();
 }
 
 }  // namespace e2e

@@ -37,7 +37,7 @@ struct MaskRecord {
 // One finished job's numbers, the input of the report table.
 struct JobOutcome {
   int64_t job_id = 0;
-  int fold = 0;
+  int fold = 0;  // -1: a test-set ensemble of several folds
   double sparsity = 0;
   uint64_t seed = 0;
   ResultSummary summary;
@@ -74,7 +74,9 @@ class StoreReader {
   std::vector<SplitEntry> splits(int64_t experiment_id) const;
 
   // Every done job of the experiment that has a result, in (sparsity, fold, seed) order.
-  std::vector<JobOutcome> outcomes(int64_t experiment_id) const;
+  std::vector<JobOutcome> outcomes(int64_t experiment_id, Split split = Split::Cv) const;
+  // Whether any finished job of the experiment has a result on `split`.
+  bool has_results(int64_t experiment_id, Split split) const;
 
  private:
   std::shared_ptr<Database> db_;

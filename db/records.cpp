@@ -1,6 +1,7 @@
 #include "db/records.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <array>
 #include <chrono>
@@ -53,6 +54,12 @@ constexpr std::array<std::pair<EventKind, const char*>, 8> kEventNames{
 constexpr std::array<std::pair<MaskKind, const char*>, 2> kMaskNames{
     {{MaskKind::Final, "final"}, {MaskKind::Periodic, "periodic"}}};
 
+constexpr std::array<std::pair<JobKind, const char*>, 2> kJobKindNames{
+    {{JobKind::Train, "train"}, {JobKind::Ensemble, "ensemble"}}};
+
+constexpr std::array<std::pair<Split, const char*>, 2> kSplitNames{
+    {{Split::Cv, "cv"}, {Split::Test, "test"}}};
+
 }  // namespace
 
 std::string to_string(JobStatus status) {
@@ -64,6 +71,12 @@ std::string to_string(EventKind kind) {
 std::string to_string(MaskKind kind) {
   return name_of(kind, kMaskNames);
 }
+std::string to_string(JobKind kind) {
+  return name_of(kind, kJobKindNames);
+}
+std::string to_string(Split split) {
+  return name_of(split, kSplitNames);
+}
 
 JobStatus parse_job_status(const std::string& text, const std::string& what) {
   return parse_named(text, what, kStatusNames);
@@ -73,6 +86,12 @@ EventKind parse_event_kind(const std::string& text, const std::string& what) {
 }
 MaskKind parse_mask_kind(const std::string& text, const std::string& what) {
   return parse_named(text, what, kMaskNames);
+}
+JobKind parse_job_kind(const std::string& text, const std::string& what) {
+  return parse_named(text, what, kJobKindNames);
+}
+Split parse_split(const std::string& text, const std::string& what) {
+  return parse_named(text, what, kSplitNames);
 }
 
 std::string utc_now() {
@@ -92,6 +111,14 @@ std::string job_key(const std::string& experiment, int fold, double sparsity, ui
   // Shortest round-trip text of the sparsity: 0.8 and 0.80 are one job; fields are length-prefixed.
   const std::string canonical = fmt::format("e2e-job/1\n{}:{}\nfold={}\nsparsity={}\nseed={}\nconfig={}\n",
                                             experiment.size(), experiment, fold, sparsity, seed, config_hash);
+  return sha256_hex(canonical);
+}
+
+std::string ensemble_job_key(const std::string& experiment, double sparsity, uint64_t seed,
+                             const std::vector<int>& folds, const std::string& config_hash) {
+  const std::string canonical =
+      fmt::format("e2e-ensemble/1\n{}:{}\nfolds={}\nsparsity={}\nseed={}\nconfig={}\n", experiment.size(),
+                  experiment, fmt::join(folds, ","), sparsity, seed, config_hash);
   return sha256_hex(canonical);
 }
 

@@ -119,6 +119,41 @@ CREATE TABLE imports (
   imported_at TEXT NOT NULL
 );
 )sql",
+      // 2: test-set ensembles (job kind and folds), splits and post-processing on metrics and results,
+      //    the published-number metric variants, inference time per patch.
+      R"sql(
+ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'train' CHECK (kind IN ('train', 'ensemble'));
+ALTER TABLE jobs ADD COLUMN folds TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE case_metrics_v2 (
+  job_id INTEGER NOT NULL REFERENCES jobs(id),
+  case_id TEXT NOT NULL,
+  structure TEXT NOT NULL,
+  postprocessed INTEGER NOT NULL DEFAULT 0,
+  split TEXT NOT NULL DEFAULT 'cv' CHECK (split IN ('cv', 'test')),
+  position INTEGER NOT NULL,
+  is_region INTEGER NOT NULL DEFAULT 0,
+  dice REAL,
+  nsd REAL,
+  nsd_tolerance_mm REAL,
+  hd95 REAL,
+  hd_variant TEXT NOT NULL DEFAULT '',
+  nsd_fixed_spacing REAL,
+  hd95_pooled REAL,
+  PRIMARY KEY (job_id, case_id, structure, postprocessed)
+) WITHOUT ROWID;
+INSERT INTO case_metrics_v2 (job_id, case_id, structure, position, is_region, dice, nsd, nsd_tolerance_mm,
+                             hd95, hd_variant)
+  SELECT job_id, case_id, structure, position, is_region, dice, nsd, nsd_tolerance_mm, hd95, hd_variant
+  FROM case_metrics;
+DROP TABLE case_metrics;
+ALTER TABLE case_metrics_v2 RENAME TO case_metrics;
+ALTER TABLE results ADD COLUMN split TEXT NOT NULL DEFAULT 'cv' CHECK (split IN ('cv', 'test'));
+ALTER TABLE results ADD COLUMN postprocessing TEXT NOT NULL DEFAULT '';
+ALTER TABLE results ADD COLUMN cases_total INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN cases_scored INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN ms_per_patch_dense REAL;
+ALTER TABLE results ADD COLUMN ms_per_patch_sparse REAL;
+)sql",
   };
   return steps;
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -172,6 +173,27 @@ EnumerateResult Store::enumerate_jobs(int64_t experiment_id, const JobGrid& grid
         find.step();
         result.job_ids.push_back(find.int64(0));
       }
+  if (grid.test_ensembles) {
+    Statement insert_ensemble = db_->prepare(
+        "INSERT OR IGNORE INTO jobs (key, experiment_id, config_hash, kind, fold, folds, sparsity, seed, "
+        "max_attempts, created_at) VALUES (?, ?, ?, 'ensemble', -1, ?, ?, ?, ?, ?)");
+    std::vector<int> folds = grid.folds;
+    std::sort(folds.begin(), folds.end());
+    for (double sparsity : grid.sparsities)
+      for (uint64_t seed : grid.seeds) {
+        const std::string key = ensemble_job_key(name, sparsity, seed, folds, config_hash);
+        insert_ensemble.reset();
+        insert_ensemble
+            .bind_all(key, experiment_id, config_hash, nlohmann::json(folds).dump(), sparsity, seed,
+                      grid.max_attempts, now)
+            .run();
+        result.created += db_->changes();
+        find.reset();
+        find.bind_all(key);
+        find.step();
+        result.job_ids.push_back(find.int64(0));
+      }
+  }
   transaction.commit();
   return result;
 }
@@ -198,9 +220,13 @@ std::optional<ClaimedJob> Store::claim_next(int64_t experiment_id, int worker_gr
                                             const std::string& node) {
   Transaction transaction(*db_);
   Statement next = db_->prepare(
-      "SELECT id, status FROM jobs WHERE (?1 = 0 OR experiment_id = ?1) AND "
+      "SELECT id, status FROM jobs j WHERE (?1 = 0 OR experiment_id = ?1) AND "
       "(status IN ('pending', 'interrupted', 'preempted') OR (status = 'failed' AND attempts < "
-      "max_attempts)) "
+      "max_attempts)) AND "
+      // An ensemble job waits until every fold of its cell has its model.
+      "(kind = 'train' OR NOT EXISTS (SELECT 1 FROM jobs t WHERE t.experiment_id = j.experiment_id AND "
+      "t.kind = 'train' AND t.sparsity = j.sparsity AND t.seed = j.seed AND t.status != 'done' AND "
+      "t.fold IN (SELECT value FROM json_each(j.folds)))) "
       "ORDER BY status = 'failed', id LIMIT 1");
   next.bind_all(experiment_id);
   if (!next.step()) return std::nullopt;
@@ -304,13 +330,13 @@ void Store::mark_preempted(int64_t job_id, const std::string& message) {
              message.empty() ? "stopped by a signal; no attempt used" : message);
 }
 
-FailureOutcome Store::mark_failed(int64_t job_id, const std::string& reason) {
+FailureOutcome Store::mark_failed(int64_t job_id, const std::string& reason, bool permanent) {
   Transaction transaction(*db_);
   const std::string now = utc_now();
   db_->prepare(
-         "UPDATE jobs SET status = 'failed', attempts = attempts + 1, error = ?, finished_at = ? "
-         "WHERE id = ? AND status = 'running'")
-      .bind_all(reason, now, job_id)
+         "UPDATE jobs SET status = 'failed', attempts = CASE WHEN ? THEN max(max_attempts, attempts + 1) "
+         "ELSE attempts + 1 END, error = ?, finished_at = ? WHERE id = ? AND status = 'running'")
+      .bind_all(permanent ? 1 : 0, reason, now, job_id)
       .run();
   if (db_->changes() != 1)
     throw StoreError(fmt::format("store '{}': job {} is {}, not running; cannot mark it failed", path(),
@@ -377,12 +403,14 @@ void Store::insert_case_metrics(int64_t job_id, const std::vector<CaseMetricRow>
     positions.emplace(row.structure, static_cast<int64_t>(positions.size()));
   Statement& insert = db_->cached(
       "INSERT OR REPLACE INTO case_metrics (job_id, case_id, structure, position, is_region, dice, nsd, "
-      "nsd_tolerance_mm, hd95, hd_variant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "nsd_tolerance_mm, hd95, hd_variant, split, postprocessed, nsd_fixed_spacing, hd95_pooled) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   for (const CaseMetricRow& r : rows) {
     insert.reset();
     insert
         .bind_all(job_id, r.case_id, r.structure, positions.at(r.structure), r.is_region ? 1 : 0, r.dice,
-                  r.nsd, r.nsd_tolerance_mm, r.hd95, r.hd_variant)
+                  r.nsd, r.nsd_tolerance_mm, r.hd95, r.hd_variant, to_string(r.split),
+                  r.postprocessed ? 1 : 0, r.nsd_fixed_spacing, r.hd95_pooled)
         .run();
   }
 }
@@ -414,11 +442,13 @@ void Store::record_masks(int64_t job_id, const MaskSnapshot& masks) {
 void Store::insert_result(int64_t job_id, const ResultSummary& s) {
   db_->cached(
          "INSERT OR REPLACE INTO results (job_id, mdice, mnsd, mhd95, params, flops, patch, metrics_json, "
-         "created_at) "
-         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+         "created_at, split, postprocessing, cases_total, cases_scored, ms_per_patch_dense, "
+         "ms_per_patch_sparse) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind_all(job_id, s.mean_dice, s.mean_nsd, s.mean_hd95, s.params, s.flops,
                 nlohmann::json(s.patch).dump(), s.metrics_json.empty() ? std::string("{}") : s.metrics_json,
-                utc_now())
+                utc_now(), to_string(s.split), s.postprocessing, s.cases_total, s.cases_scored,
+                s.ms_per_patch_dense, s.ms_per_patch_sparse)
       .run();
 }
 

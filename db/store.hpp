@@ -61,14 +61,16 @@ class Store {
   int64_t upsert_experiment(const ExperimentInfo& info, bool allow_config_change = false);
   void record_splits(int64_t experiment_id, const std::vector<SplitEntry>& splits);
 
-  // Idempotent: every (fold, sparsity, seed) gets one job; existing jobs are kept as they are.
+  // Idempotent: every (fold, sparsity, seed) gets one job, plus one ensemble job per (sparsity, seed) when
+  // grid.test_ensembles; existing jobs are kept as they are.
   EnumerateResult enumerate_jobs(int64_t experiment_id, const JobGrid& grid);
 
   // At coordinator start: every `running` job becomes `interrupted` (with an event). Returns how many.
   int64_t recover_interrupted();
 
   // Hands the next runnable job to a worker group in one transaction: pending, interrupted and preempted jobs
-  // first-come, then failed jobs with attempts left (a retry). nullopt when nothing is runnable.
+  // first-come, then failed jobs with attempts left (a retry); an ensemble job only once every fold of its
+  // cell is done. nullopt when nothing is runnable.
   // experiment_id 0 claims from every experiment.
   std::optional<ClaimedJob> claim_next(int64_t experiment_id, int worker_group, const std::string& node = "");
 
@@ -77,8 +79,9 @@ class Store {
   void heartbeat(int64_t job_id);
   void mark_checkpointed(int64_t job_id, const Checkpoint& checkpoint);
   void mark_preempted(int64_t job_id, const std::string& message = "");  // no attempt used
-  // attempts + 1; runnable again (retry) while attempts < max_attempts, else failed for good.
-  FailureOutcome mark_failed(int64_t job_id, const std::string& reason);
+  // attempts + 1; runnable again (retry) while attempts < max_attempts, else failed for good. A permanent
+  // failure (bad input that no retry can fix) uses up every attempt at once.
+  FailureOutcome mark_failed(int64_t job_id, const std::string& reason, bool permanent = false);
   void mark_done(int64_t job_id);
 
   // Re-recording an epoch replaces it (a resumed job rewrites its tail). Also a heartbeat.

@@ -1,6 +1,7 @@
 #include "db/table.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "configs/config.hpp"
@@ -43,6 +45,19 @@ void add_class(std::vector<std::string>& classes, const std::string& name) {
   if (std::find(classes.begin(), classes.end(), name) == classes.end()) classes.push_back(name);
 }
 
+// "none", "foreground", "classes 1, 3" or "foreground + classes 2" from a result's decision JSON
+// ({"foreground_as_one": bool, "classes": [labels]}).
+std::string postprocessing_label(const ResultSummary& summary) {
+  const nlohmann::json decision = nlohmann::json::parse(summary.postprocessing, nullptr, false);
+  if (!decision.is_object()) return summary.postprocessing.empty() ? "off" : "?";
+  std::vector<std::string> parts;
+  if (decision.value("foreground_as_one", false)) parts.push_back("foreground");
+  const nlohmann::json classes = decision.value("classes", nlohmann::json::array());
+  if (classes.is_array() && !classes.empty())
+    parts.push_back(fmt::format("class{} {}", classes.size() > 1 ? "es" : "", classes.dump()));
+  return parts.empty() ? "none" : fmt::format("{}", fmt::join(parts, " + "));
+}
+
 TableRow sparsity_row(double sparsity, const std::vector<const JobOutcome*>& jobs,
                       const std::vector<std::string>& classes) {
   TableRow row;
@@ -69,6 +84,18 @@ TableRow sparsity_row(double sparsity, const std::vector<const JobOutcome*>& job
   row.mhd95 = nan_mean(hd);
   row.params_m = nan_mean(params) / 1e6;
   row.gflops = nan_mean(flops) / 1e9;
+  std::vector<double> dense_ms, sparse_ms;
+  std::set<std::string> postprocessing;
+  for (const JobOutcome* job : jobs) {
+    dense_ms.push_back(job->summary.ms_per_patch_dense);
+    sparse_ms.push_back(job->summary.ms_per_patch_sparse);
+    row.cases_scored += job->summary.cases_scored;
+    row.cases_total += job->summary.cases_total;
+    if (job->summary.split == Split::Test) postprocessing.insert(postprocessing_label(job->summary));
+  }
+  row.ms_per_patch_dense = nan_mean(dense_ms);
+  row.ms_per_patch_sparse = nan_mean(sparse_ms);
+  row.postprocessing = fmt::format("{}", fmt::join(postprocessing, " / "));
   for (const std::string& name : classes) {
     auto it = class_values.find(name);
     row.class_dice.push_back(it == class_values.end() ? kNaN : 100 * nan_mean(it->second));
@@ -123,9 +150,10 @@ double pt_score(double mdice, double params, double flops, double mdice_max, dou
 }
 
 ReportTable build_table(const std::string& experiment, const std::vector<JobOutcome>& outcomes,
-                        const std::vector<BaselineRow>& baselines, const PtWeights& weights) {
+                        const std::vector<BaselineRow>& baselines, const PtWeights& weights, Split split) {
   ReportTable table;
   table.experiment = experiment;
+  table.split = split;
   table.weights = weights;
   std::map<double, std::vector<const JobOutcome*>> by_sparsity;
   for (const JobOutcome& outcome : outcomes) {
@@ -325,24 +353,62 @@ std::string markdown_escape(const std::string& text) {
   return out;
 }
 
+bool any_level0_density(const ReportTable& t) {
+  return std::any_of(t.rows.begin(), t.rows.end(),
+                     [](const TableRow& r) { return !std::isnan(r.level0_density); });
+}
+
+bool any_timing(const ReportTable& t) {
+  return std::any_of(t.rows.begin(), t.rows.end(), [](const TableRow& r) {
+    return !std::isnan(r.ms_per_patch_dense) || !std::isnan(r.ms_per_patch_sparse);
+  });
+}
+
+// "12.3 / 4.5" (dense / sparse ms per patch).
+std::string timing_cell(const TableRow& row, const char* missing) {
+  return fixed(row.ms_per_patch_dense, 1, missing) + " / " + fixed(row.ms_per_patch_sparse, 1, missing);
+}
+
+std::string split_description(const ReportTable& t) {
+  if (t.split == Split::Cv)
+    return "cross-validation (each fold's validation cases), mDice ± sample sd over folds";
+  int64_t scored = 0, total = 0;
+  for (const TableRow& row : t.rows)
+    if (!row.baseline) scored += row.cases_scored, total += row.cases_total;
+  return fmt::format(
+      "held-out test set (the folds' models averaged, post-processing as decided on each cell's CV "
+      "predictions; {} of {} test predictions scored)",
+      scored, total);
+}
+
 std::string format_markdown(const ReportTable& t, bool per_class) {
+  const bool test = t.split == Split::Test;
+  const bool level0 = any_level0_density(t);
+  const bool timing = any_timing(t);
   std::string out = fmt::format(
-      "{}: Dice and NSD in %, mDice ± sample sd over folds; PT = {}·mDice/max + {}·(Params_min/Params + "
-      "FLOPs_min/FLOPs) over these rows\n\n",
-      markdown_escape(t.experiment), t.weights.accuracy, t.weights.resource);
+      "{} — {}: Dice and NSD in %; PT = {}·mDice/max + {}·(Params_min/Params + FLOPs_min/FLOPs) over these "
+      "rows\n\n",
+      markdown_escape(t.experiment), split_description(t), t.weights.accuracy, t.weights.resource);
   std::string header = "| Method |";
   std::string rule = "|---|";
   if (per_class)
     for (const std::string& c : t.classes) header += " " + markdown_escape(c) + " |", rule += "---:|";
-  header += " mDice | mNSD | Params (M) | FLOPs (G) | PT |\n";
-  rule += "---:|---:|---:|---:|---:|\n";
-  out += header + rule;
+  header += " mDice | mNSD | Params (M) | FLOPs (G) | PT |";
+  rule += "---:|---:|---:|---:|---:|";
+  if (timing) header += " ms/patch (dense / sparse) |", rule += "---:|";
+  if (level0) header += " level-0 density |", rule += "---:|";
+  if (test) header += " Post-processing |", rule += "---|";
+  out += header + "\n" + rule + "\n";
   for (const TableRow& row : t.rows) {
     out += "| " + markdown_escape(row.method) + " |";
     if (per_class)
       for (double d : row.class_dice) out += " " + fixed(d, 2, "–") + " |";
-    out += fmt::format(" {} | {} | {} | {} | {} |\n", dice_with_sd(row, " ± ", "–"), fixed(row.mnsd, 2, "–"),
+    out += fmt::format(" {} | {} | {} | {} | {} |", dice_with_sd(row, " ± ", "–"), fixed(row.mnsd, 2, "–"),
                        fixed(row.params_m, 2, "–"), fixed(row.gflops, 2, "–"), fixed(row.pt, 3, "–"));
+    if (timing) out += " " + timing_cell(row, "–") + " |";
+    if (level0) out += " " + fixed(row.level0_density, 2, "–") + " |";
+    if (test) out += " " + markdown_escape(row.baseline ? "–" : row.postprocessing) + " |";
+    out += "\n";
   }
   return out;
 }
@@ -351,15 +417,21 @@ std::string format_csv(const ReportTable& t, bool per_class) {
   std::string out = "method,sparsity,folds,jobs";
   if (per_class)
     for (const std::string& c : t.classes) out += "," + csv_escape(c);
-  out += ",mDice,mDice_sd,mNSD,mHD95,params_m,gflops,PT\n";
+  out +=
+      ",mDice,mDice_sd,mNSD,mHD95,params_m,gflops,PT,split,postprocessing,cases_scored,cases_total,"
+      "level0_density,ms_per_patch_dense,ms_per_patch_sparse\n";
   for (const TableRow& row : t.rows) {
     out += csv_escape(row.method) + "," + (row.baseline ? "" : fmt::format("{}", row.sparsity)) + "," +
            std::to_string(row.folds) + "," + std::to_string(row.jobs);
     if (per_class)
       for (double d : row.class_dice) out += "," + fixed(d, 4, "");
-    out += fmt::format(",{},{},{},{},{},{},{}\n", fixed(row.mdice, 4, ""), fixed(row.mdice_sd, 4, ""),
+    out += fmt::format(",{},{},{},{},{},{},{}", fixed(row.mdice, 4, ""), fixed(row.mdice_sd, 4, ""),
                        fixed(row.mnsd, 4, ""), fixed(row.mhd95, 4, ""), fixed(row.params_m, 4, ""),
                        fixed(row.gflops, 4, ""), fixed(row.pt, 4, ""));
+    out += fmt::format(",{},{},{},{},{},{},{}\n", row.baseline ? "" : to_string(t.split),
+                       csv_escape(row.postprocessing), row.baseline ? "" : std::to_string(row.cases_scored),
+                       row.baseline ? "" : std::to_string(row.cases_total), fixed(row.level0_density, 4, ""),
+                       fixed(row.ms_per_patch_dense, 3, ""), fixed(row.ms_per_patch_sparse, 3, ""));
   }
   return out;
 }
@@ -403,10 +475,17 @@ std::string format_json(const ReportTable& t) {
                     {"mhd95", number_or_null(row.mhd95)},
                     {"params_m", number_or_null(row.params_m)},
                     {"gflops", number_or_null(row.gflops)},
-                    {"pt", number_or_null(row.pt)}});
+                    {"pt", number_or_null(row.pt)},
+                    {"postprocessing", row.baseline ? nlohmann::json() : nlohmann::json(row.postprocessing)},
+                    {"cases_scored", row.cases_scored},
+                    {"cases_total", row.cases_total},
+                    {"level0_density", number_or_null(row.level0_density)},
+                    {"ms_per_patch_dense", number_or_null(row.ms_per_patch_dense)},
+                    {"ms_per_patch_sparse", number_or_null(row.ms_per_patch_sparse)}});
   }
   const nlohmann::json out = {
       {"experiment", t.experiment},
+      {"split", to_string(t.split)},
       {"units", {{"dice", "percent"}, {"nsd", "percent"}, {"hd95", "mm"}}},
       {"pt_weights", {{"accuracy", t.weights.accuracy}, {"resource", t.weights.resource}}},
       {"classes", t.classes},

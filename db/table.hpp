@@ -3,6 +3,7 @@
 // rows shown. Dice and NSD are shown in percent, as in the paper (the store keeps fractions).
 #pragma once
 
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,10 +46,19 @@ struct TableRow {
   double pt = 0;
   int folds = 0;
   int jobs = 0;
+  // Test rows: the post-processing applied ("none", "foreground", "classes 1, 3", … joined over the row's
+  // jobs) and how many held-out cases had a label to score.
+  std::string postprocessing;
+  int64_t cases_scored = 0;
+  int64_t cases_total = 0;
+  double level0_density = std::numeric_limits<double>::quiet_NaN();  // sparsity.level0_density (NaN: unset)
+  double ms_per_patch_dense = std::numeric_limits<double>::quiet_NaN();
+  double ms_per_patch_sparse = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct ReportTable {
   std::string experiment;
+  Split split = Split::Cv;  // cv: mean over the folds' validation cases; test: fold ensembles, held-out cases
   std::vector<std::string> classes;
   std::vector<TableRow> rows;  // baselines first (file order), then sparsities ascending
   PtWeights weights;
@@ -58,7 +68,8 @@ struct ReportTable {
 // the mean over folds of each fold's mean over seeds, with the sample sd over those fold means. Baseline rows
 // keep their numbers; PT is computed over all rows. Throws InputError when there is no row at all.
 ReportTable build_table(const std::string& experiment, const std::vector<JobOutcome>& outcomes,
-                        const std::vector<BaselineRow>& baselines, const PtWeights& weights = {});
+                        const std::vector<BaselineRow>& baselines, const PtWeights& weights = {},
+                        Split split = Split::Cv);
 
 // Baselines CSV: a header with `method`, `mDice`, `params_m`, `gflops` (required), `mNSD` (optional) and any
 // per-class Dice columns named as the experiment's classes; values in percent (as published). Quoted fields

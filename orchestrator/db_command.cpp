@@ -1,5 +1,6 @@
 // e2e db: query the experiment store (read-only), export it, and import result bundles (the one write).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <fstream>
@@ -32,6 +33,7 @@ struct DbOptions {
   std::string output;
   std::string png;
   bool per_class = false;
+  std::string split;  // cv | test; empty: test when the experiment has test results, else cv
   PtWeights weights;
   std::vector<std::string> bundles;
   bool allow_config_change = false;
@@ -128,8 +130,10 @@ void run_jobs(DbOptions o) {
   const StoreReader reader(o.db);
   std::vector<std::vector<std::string>> rows;
   for (const Job& j : reader.jobs(filter))
-    rows.push_back({std::to_string(j.id), j.experiment, std::to_string(j.fold), fmt::format("{}", j.sparsity),
-                    std::to_string(j.seed), to_string(j.status),
+    rows.push_back({std::to_string(j.id), j.experiment,
+                    j.kind == JobKind::Ensemble ? fmt::format("test({})", fmt::join(j.folds, ","))
+                                                : std::to_string(j.fold),
+                    fmt::format("{}", j.sparsity), std::to_string(j.seed), to_string(j.status),
                     fmt::format("{}/{}", j.attempts, j.max_attempts), j.node, j.heartbeat_at,
                     j.checkpoint ? std::to_string(j.checkpoint->iteration) : "", j.error,
                     j.key.substr(0, 12)});
@@ -145,8 +149,18 @@ void run_table(DbOptions o) {
       o.baselines.empty() ? std::vector<BaselineRow>{} : read_baselines_csv(o.baselines);
   const StoreReader reader(o.db);
   const Experiment experiment = reader.experiment(o.experiment);
-  const ReportTable table =
-      build_table(experiment.name, reader.outcomes(experiment.id), baselines, o.weights);
+  const Split split = o.split.empty()
+                          ? (reader.has_results(experiment.id, Split::Test) ? Split::Test : Split::Cv)
+                          : parse_split(o.split, "--split");
+  ReportTable table =
+      build_table(experiment.name, reader.outcomes(experiment.id, split), baselines, o.weights, split);
+  const nlohmann::json config = nlohmann::json::parse(experiment.config_json, nullptr, false);
+  const nlohmann::json* level0 = nullptr;
+  if (config.is_object() && config.contains("sparsity") && config["sparsity"].is_object() &&
+      config["sparsity"].contains("level0_density"))
+    level0 = &config["sparsity"]["level0_density"];
+  for (TableRow& row : table.rows)
+    if (!row.baseline && level0 && level0->is_number()) row.level0_density = level0->get<double>();
   emit(format_table(table, parse_table_format(o.format), o.per_class), o.output);
 }
 
@@ -268,6 +282,11 @@ void add_db_command(CLI::App& app) {
       "The paper's Table-1 layout: one row per sparsity (and baseline), mDice ± sd over folds, PT score");
   add_experiment_filter(table, o, "the experiment to tabulate")->required();
   table->add_flag("--per-class", o.per_class, "add one Dice column per class (mean over folds and seeds)");
+  table
+      ->add_option("--split", o.split,
+                   "cv: the folds' validation cases; test: the held-out test set (fold ensembles, "
+                   "post-processed). Default: test when the experiment has test results, else cv")
+      ->check(CLI::IsMember({"cv", "test"}));
   table
       ->add_option("--baselines", o.baselines,
                    "CSV of published rows: method, per-class Dice…, mDice, mNSD, params_m, gflops (percent)")

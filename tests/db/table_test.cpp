@@ -122,7 +122,9 @@ TEST(ReportTable, FormatsCarryEveryColumn) {
   const std::string csv = format_table(table, TableFormat::Csv, true);
   EXPECT_THAT(
       csv,
-      HasSubstr("method,sparsity,folds,jobs,liver,spleen,mDice,mDice_sd,mNSD,mHD95,params_m,gflops,PT\n"));
+      HasSubstr("method,sparsity,folds,jobs,liver,spleen,mDice,mDice_sd,mNSD,mHD95,params_m,gflops,PT,split,"
+                "postprocessing,cases_scored,cases_total,level0_density,ms_per_patch_dense,"
+                "ms_per_patch_sparse\n"));
   EXPECT_THAT(csv, HasSubstr("E2ENet (s=0.9),0.9,2,3,,,74.0000,2.8284,"));
 
   const std::string latex = format_table(table, TableFormat::Latex, false);
