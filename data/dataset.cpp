@@ -294,6 +294,18 @@ void list_v2_cases(RawDataset& dataset) {
     dataset.test.push_back({id, complete_channels(found, id, images_ts, dataset), ""});
 }
 
+// labelsTs/{case}{ending} is the reference of a test image when present (not part of any nnU-Net format,
+// but how held-out labels are commonly shipped).
+void attach_test_labels(RawDataset& dataset) {
+  const fs::path labels_ts = fs::path(dataset.root) / "labelsTs";
+  std::error_code ec;
+  if (!fs::is_directory(labels_ts, ec)) return;
+  for (RawCase& c : dataset.test) {
+    const fs::path label = labels_ts / (c.id + dataset.file_ending);
+    if (fs::exists(label, ec)) c.label_file = label.string();
+  }
+}
+
 void check_training_list(RawDataset& dataset, const json& doc, const std::string& file) {
   if (dataset.training.empty())
     throw InputError(
@@ -391,7 +403,34 @@ RawDataset read_raw_dataset(const std::string& root) {
         fmt::format("{}: expected \"modality\" (MSD, nnU-Net v1) or \"channel_names\" (nnU-Net v2)", file));
   }
   check_training_list(dataset, doc, file);
+  attach_test_labels(dataset);
   return dataset;
+}
+
+std::vector<RawCase> hold_out_training_cases(RawDataset& dataset, const std::vector<std::string>& ids) {
+  std::vector<RawCase> held_out;
+  for (const std::string& id : ids) {
+    auto it = std::find_if(dataset.training.begin(), dataset.training.end(),
+                           [&](const RawCase& c) { return c.id == id; });
+    if (it == dataset.training.end())
+      throw InputError(fmt::format("data.test_cases: '{}' is not a training case of {}", id, dataset.root));
+    held_out.push_back(std::move(*it));
+    dataset.training.erase(it);
+  }
+  return held_out;
+}
+
+std::vector<RawCase> test_set(const RawDataset& dataset, const std::vector<std::string>& held_out_ids) {
+  RawDataset copy = dataset;
+  std::vector<RawCase> cases = hold_out_training_cases(copy, held_out_ids);
+  for (const RawCase& c : dataset.test) {
+    if (std::find(held_out_ids.begin(), held_out_ids.end(), c.id) != held_out_ids.end())
+      throw InputError(fmt::format("data.test_cases: '{}' is both a training case and a test image of {}",
+                                   c.id, dataset.root));
+    cases.push_back(c);
+  }
+  std::sort(cases.begin(), cases.end(), [](const RawCase& a, const RawCase& b) { return a.id < b.id; });
+  return cases;
 }
 
 NiftiGeometry check_case_geometry(const RawDataset& dataset, const RawCase& raw_case) {

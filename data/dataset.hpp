@@ -41,6 +41,16 @@ std::string to_string(DatasetFormat format);  // "MSD", "nnU-Net v1", "nnU-Net v
 // Throws InputError naming the file and the problem (missing files, empty training list, bad JSON, …).
 RawDataset read_raw_dataset(const std::string& root);
 
+// data.test_cases: moves the named training cases out of `dataset.training` (they never enter a fold, the
+// fingerprint or the plan) and returns them. Throws InputError naming the dataset and the id when one is
+// not a training case.
+std::vector<RawCase> hold_out_training_cases(RawDataset& dataset, const std::vector<std::string>& ids);
+
+// The held-out test set of a sweep, sorted by id: the dataset's own test images (labelled when labelsTs/
+// holds {case}{ending}) and the training cases named in `held_out_ids` (with their labels). A case without
+// a label is predicted but not scored. Throws InputError for an id in both or not a training case.
+std::vector<RawCase> test_set(const RawDataset& dataset, const std::vector<std::string>& held_out_ids);
+
 // One raw case read into memory and checked.
 struct RawCaseData {
   std::string id;

@@ -173,6 +173,35 @@ TEST_F(DatasetTest, ReadsNnUNetV2WithRegionsAndSkipsDebris) {
   EXPECT_EQ(load_raw_case(dataset, dataset.training[1]).label.voxels[3], 3);
 }
 
+TEST_F(DatasetTest, TestSetJoinsLabelledTestImagesAndHeldOutTrainingCases) {
+  write_json(R"({"channel_names": {"0": "CT"}, "numTraining": 3, "file_ending": ".nii.gz",
+    "labels": {"background": 0, "liver": 1}})");
+  for (const char* id : {"c_1", "c_2", "c_3"}) {
+    write_channels("imagesTr", id, 1);
+    write_label(fmt::format("labelsTr/{}.nii.gz", id), label_of({0, 1}));
+  }
+  write_channels("imagesTs", "t_1", 1);
+  write_channels("imagesTs", "t_2", 1);
+  fs::create_directories(at("labelsTs"));
+  write_label("labelsTs/t_2.nii.gz", label_of({1}));
+
+  RawDataset dataset = read_raw_dataset(root_);
+  const std::vector<RawCase> tests = test_set(dataset, {"c_2"});
+  ASSERT_EQ(tests.size(), 3u);
+  EXPECT_EQ(tests[0].id, "c_2");
+  EXPECT_EQ(tests[0].label_file, at("labelsTr/c_2.nii.gz"));
+  EXPECT_EQ(tests[1].id, "t_1");
+  EXPECT_EQ(tests[1].label_file, "");  // predicted, not scored
+  EXPECT_EQ(tests[2].label_file, at("labelsTs/t_2.nii.gz"));
+
+  const std::vector<RawCase> held_out = hold_out_training_cases(dataset, {"c_2"});
+  ASSERT_EQ(held_out.size(), 1u);
+  ASSERT_EQ(dataset.training.size(), 2u);
+  EXPECT_EQ(dataset.training[1].id, "c_3");
+  EXPECT_THAT(input_error([&] { test_set(dataset, {"c_9"}); }),
+              HasSubstr("data.test_cases: 'c_9' is not a training case"));
+}
+
 TEST_F(DatasetTest, RealRotatedItkCaseLoads) {
   write_json(
       R"({"modality": {"0": "T1"}, "labels": {"0": "bg", "1": "a", "2": "b", "3": "c", "4": "d", "5": "e",
