@@ -26,6 +26,8 @@ struct PredictArguments {
   double step = 0.5;
   int threads = 0;
   std::string device = "auto";
+  bool dense = false;
+  double sparse_max_density = kDefaultSparseMaxDensity;
 };
 
 torch::Device choose_device(const std::string& name) {
@@ -66,6 +68,8 @@ void run_predict(const PredictArguments& arguments) {
   options.mirror_tta = arguments.tta;
   options.step_fraction = arguments.step;
   options.device = load.device;
+  options.inference.dense = arguments.dense;
+  options.inference.sparse.max_density = arguments.sparse_max_density;
   Predictor predictor(std::move(models), options);
 
   const int threads = arguments.threads > 0 ? arguments.threads : predictor.config().training.threads;
@@ -77,6 +81,7 @@ void run_predict(const PredictArguments& arguments) {
   spdlog::info("predict: {} case(s) in {} ({}) with {} model(s) on {}: patch {}x{}x{}, step {}, TTA {}",
                inputs.cases.size(), inputs.dir, inputs.description, predictor.models().size(),
                load.device.str(), patch[0], patch[1], patch[2], arguments.step, arguments.tta ? "on" : "off");
+  const int64_t sparse_passes_before = sparse_forward_passes();
   const std::vector<std::string> written = predictor.predict_folder(
       inputs, arguments.output,
       [](std::size_t done, std::size_t total, const std::string& id, const std::string& file,
@@ -84,6 +89,8 @@ void run_predict(const PredictArguments& arguments) {
         spdlog::info("predict: {}/{} {} → {} ({:.2f} s)", done, total, id, file, seconds);
       });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("predict: {} forward pass(es) on the sparse path{}",
+               sparse_forward_passes() - sparse_passes_before, arguments.dense ? " (--dense)" : "");
   spdlog::info("predict: wrote {} label map(s) to {} in {:.2f} s", written.size(), arguments.output, seconds);
 }
 
@@ -113,6 +120,12 @@ void add_predict_command(CLI::App& app) {
       "config YAML replacing the one stored in the checkpoints (needed for checkpoints without one)");
   cmd->add_option("--threads", arguments->threads,
                   "CPU threads (0: training.threads of the config, else all)")
+      ->capture_default_str();
+  cmd->add_flag("--dense", arguments->dense,
+                "run the masked dense forward instead of the sparse path (same labels; for comparison)");
+  cmd->add_option("--sparse-max-density", arguments->sparse_max_density,
+                  "a masked layer runs sparsely when its kernel density is at most this (CPU only)")
+      ->check(CLI::Range(-1.0, 1.0))
       ->capture_default_str();
   cmd->add_option("--device", arguments->device, "auto (CUDA when available), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))

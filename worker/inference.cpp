@@ -1,20 +1,33 @@
 #include "worker/inference.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <cstring>
 
 #include "data/resample.hpp"
 
 namespace e2e {
 
-torch::Tensor predict_probabilities(E2ENet& net, const MultiVolume<float>& image,
-                                    const SlidingWindowOptions& options) {
+LogitsFn inference_forward(E2ENet& net, const InferencePathOptions& path) {
   net->eval();
+  const bool on_cpu = net->parameters().empty() || net->parameters().front().device().is_cpu();
+  if (!path.dense && on_cpu) {
+    auto sparse = std::make_shared<SparseE2ENet>(net, path.sparse);
+    if (sparse->sparse_layers() > 0) {
+      spdlog::debug("inference: {}", sparse->summary());
+      return [sparse](const torch::Tensor& batch) { return sparse->forward(batch.to(torch::kFloat32)); };
+    }
+  }
+  return [net](const torch::Tensor& batch) mutable { return net->forward(batch)[0]; };
+}
+
+torch::Tensor predict_probabilities(E2ENet& net, const MultiVolume<float>& image,
+                                    const SlidingWindowOptions& options, const InferencePathOptions& path) {
   torch::Tensor input =
       torch::from_blob(const_cast<float*>(image.voxels.data()),
                        {image.channels, image.shape[0], image.shape[1], image.shape[2]}, torch::kFloat32);
   const int64_t classes = net->config().num_classes;
-  LogitsFn logits = [&](const torch::Tensor& batch) { return net->forward(batch)[0]; };
-  return sliding_window_probabilities(logits, input, classes, options);
+  return sliding_window_probabilities(inference_forward(net, path), input, classes, options);
 }
 
 Volume<int16_t> export_segmentation(const torch::Tensor& probabilities, const CaseMeta& meta) {

@@ -374,7 +374,7 @@ torch::Tensor Predictor::probabilities(const MultiVolume<float>& preprocessed_im
   window.device = options_.device;
   torch::Tensor sum;
   for (PredictionModel& m : models_) {
-    torch::Tensor p = predict_probabilities(m.net, preprocessed_image, window);
+    torch::Tensor p = predict_probabilities(m.net, preprocessed_image, window, options_.inference);
     if (!sum.defined())
       sum = p;
     else

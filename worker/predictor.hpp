@@ -15,6 +15,7 @@
 #include "data/dataset.hpp"
 #include "data/preprocess.hpp"
 #include "model/e2enet.hpp"
+#include "worker/inference.hpp"
 
 namespace e2e {
 
@@ -75,6 +76,7 @@ struct PredictorOptions {
   bool mirror_tta = false;     // all 8 flips per tile
   double step_fraction = 0.5;  // sliding-window step as a fraction of the patch
   torch::Device device = torch::kCPU;
+  InferencePathOptions inference;  // sparse or dense forward (worker/inference.hpp)
 };
 
 // A fold ensemble: the mean of its models' softmax probabilities.

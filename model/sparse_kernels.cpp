@@ -1,0 +1,203 @@
+#include "model/sparse_kernels.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define E2E_X86 1
+#endif
+
+namespace e2e {
+
+SparseKernel parse_sparse_kernel(const std::string& name) {
+  if (name == "auto") return SparseKernel::Auto;
+  if (name == "avx512") return SparseKernel::Avx512;
+  if (name == "avx2") return SparseKernel::Avx2;
+  if (name == "scalar") return SparseKernel::Scalar;
+  throw std::invalid_argument("sparse kernel: expected auto, avx512, avx2 or scalar, got '" + name + "'");
+}
+
+const char* to_string(SparseKernel kernel) {
+  switch (kernel) {
+    case SparseKernel::Auto:
+      return "auto";
+    case SparseKernel::Avx512:
+      return "avx512";
+    case SparseKernel::Avx2:
+      return "avx2";
+    case SparseKernel::Scalar:
+      return "scalar";
+  }
+  return "?";
+}
+
+namespace {
+
+bool cpu_has_avx512() {
+#ifdef E2E_X86
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx2() {
+#ifdef E2E_X86
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+void rows_scalar(const SparseRowsCall& c) {
+  for (int64_t r = 0; r < c.rows; ++r) {
+    float* out = c.out + r * c.out_stride;
+    std::fill(out, out + c.length, 0.0f);
+    for (int32_t e = c.row_start[r]; e < c.row_start[r + 1]; ++e) {
+      const float w = c.weight[e];
+      const float* src = c.source[e];
+      for (int64_t k = 0; k < c.length; ++k) out[k] += w * src[k];
+    }
+  }
+}
+
+#ifdef E2E_X86
+
+// One tile of NV vectors per row: the accumulators stay in registers over the row's non-zeros (one
+// broadcast and NV loads + FMAs per non-zero). The last vector is masked so that no load runs past `length`.
+template <int NV>
+__attribute__((target("avx512f"))) void tile_avx512(const SparseRowsCall& c, int64_t offset, __mmask16 tail) {
+  for (int64_t r = 0; r < c.rows; ++r) {
+    __m512 acc[NV];
+    for (int v = 0; v < NV; ++v) acc[v] = _mm512_setzero_ps();
+    for (int32_t e = c.row_start[r]; e < c.row_start[r + 1]; ++e) {
+      const __m512 w = _mm512_set1_ps(c.weight[e]);
+      const float* src = c.source[e] + offset;
+      for (int v = 0; v < NV - 1; ++v) acc[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(src + 16 * v), acc[v]);
+      acc[NV - 1] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(tail, src + 16 * (NV - 1)), acc[NV - 1]);
+    }
+    float* out = c.out + r * c.out_stride + offset;
+    for (int v = 0; v < NV - 1; ++v) _mm512_storeu_ps(out + 16 * v, acc[v]);
+    _mm512_mask_storeu_ps(out + 16 * (NV - 1), tail, acc[NV - 1]);
+  }
+}
+
+__attribute__((target("avx512f"))) void rows_avx512(const SparseRowsCall& c) {
+  constexpr int64_t kTile = 128;  // 8 zmm accumulators
+  for (int64_t offset = 0; offset < c.length; offset += kTile) {
+    const int64_t n = std::min(kTile, c.length - offset);
+    const int vectors = static_cast<int>((n + 15) / 16);
+    const int last = static_cast<int>(n - 16 * (vectors - 1));
+    const __mmask16 tail = static_cast<__mmask16>((1u << last) - 1u);
+    switch (vectors) {
+      case 1:
+        tile_avx512<1>(c, offset, tail);
+        break;
+      case 2:
+        tile_avx512<2>(c, offset, tail);
+        break;
+      case 3:
+        tile_avx512<3>(c, offset, tail);
+        break;
+      case 4:
+        tile_avx512<4>(c, offset, tail);
+        break;
+      case 5:
+        tile_avx512<5>(c, offset, tail);
+        break;
+      case 6:
+        tile_avx512<6>(c, offset, tail);
+        break;
+      case 7:
+        tile_avx512<7>(c, offset, tail);
+        break;
+      default:
+        tile_avx512<8>(c, offset, tail);
+        break;
+    }
+  }
+}
+
+template <int NV>
+__attribute__((target("avx2,fma"))) void tile_avx2(const SparseRowsCall& c, int64_t offset, __m256i tail) {
+  for (int64_t r = 0; r < c.rows; ++r) {
+    __m256 acc[NV];
+    for (int v = 0; v < NV; ++v) acc[v] = _mm256_setzero_ps();
+    for (int32_t e = c.row_start[r]; e < c.row_start[r + 1]; ++e) {
+      const __m256 w = _mm256_set1_ps(c.weight[e]);
+      const float* src = c.source[e] + offset;
+      for (int v = 0; v < NV - 1; ++v) acc[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(src + 8 * v), acc[v]);
+      acc[NV - 1] = _mm256_fmadd_ps(w, _mm256_maskload_ps(src + 8 * (NV - 1), tail), acc[NV - 1]);
+    }
+    float* out = c.out + r * c.out_stride + offset;
+    for (int v = 0; v < NV - 1; ++v) _mm256_storeu_ps(out + 8 * v, acc[v]);
+    _mm256_maskstore_ps(out + 8 * (NV - 1), tail, acc[NV - 1]);
+  }
+}
+
+__attribute__((target("avx2,fma"))) void rows_avx2(const SparseRowsCall& c) {
+  constexpr int64_t kTile = 64;  // 8 ymm accumulators
+  for (int64_t offset = 0; offset < c.length; offset += kTile) {
+    const int64_t n = std::min(kTile, c.length - offset);
+    const int vectors = static_cast<int>((n + 7) / 8);
+    const int last = static_cast<int>(n - 8 * (vectors - 1));
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(last), lane);
+    switch (vectors) {
+      case 1:
+        tile_avx2<1>(c, offset, tail);
+        break;
+      case 2:
+        tile_avx2<2>(c, offset, tail);
+        break;
+      case 3:
+        tile_avx2<3>(c, offset, tail);
+        break;
+      case 4:
+        tile_avx2<4>(c, offset, tail);
+        break;
+      case 5:
+        tile_avx2<5>(c, offset, tail);
+        break;
+      case 6:
+        tile_avx2<6>(c, offset, tail);
+        break;
+      case 7:
+        tile_avx2<7>(c, offset, tail);
+        break;
+      default:
+        tile_avx2<8>(c, offset, tail);
+        break;
+    }
+  }
+}
+
+#endif  // E2E_X86
+
+}  // namespace
+
+SparseKernel resolve_sparse_kernel(SparseKernel requested) {
+  if ((requested == SparseKernel::Auto || requested == SparseKernel::Avx512) && cpu_has_avx512())
+    return SparseKernel::Avx512;
+  if (requested != SparseKernel::Scalar && cpu_has_avx2()) return SparseKernel::Avx2;
+  return SparseKernel::Scalar;
+}
+
+void sparse_rows(const SparseRowsCall& call, SparseKernel kernel) {
+  if (kernel == SparseKernel::Auto) kernel = resolve_sparse_kernel(kernel);
+  switch (kernel) {
+#ifdef E2E_X86
+    case SparseKernel::Avx512:
+      rows_avx512(call);
+      return;
+    case SparseKernel::Avx2:
+      rows_avx2(call);
+      return;
+#endif
+    default:
+      rows_scalar(call);
+  }
+}
+
+}  // namespace e2e
