@@ -225,6 +225,7 @@ void parse_data(Section s, DataConfig& d) {
   s.read("elastic_probability", d.elastic_probability);
   s.read_pair("elastic_alpha", d.elastic_alpha);
   s.read_pair("elastic_sigma", d.elastic_sigma);
+  s.read_list("test_cases", d.test_cases);
   s.finish();
 }
 
@@ -366,6 +367,10 @@ void validate(const Config& config) {
       check.require((*d.target_spacing)[a] > 0, "data.target_spacing", "3 positive spacings (mm)",
                     Checker::fmt((*d.target_spacing)[a]));
   check.non_negative(d.workers, "data.workers");
+  std::set<std::string> test_cases;
+  for (const std::string& id : d.test_cases)
+    check.require(!id.empty() && test_cases.insert(id).second, "data.test_cases",
+                  "distinct, non-empty case ids", "'" + id + "'");
   check.require(d.augment_device == "cpu" || d.augment_device == "cuda", "data.augment_device", "cpu or cuda",
                 "'" + d.augment_device + "'");
   check.require(d.elastic_probability >= 0 && d.elastic_probability <= 1, "data.elastic_probability",

@@ -88,6 +88,10 @@ struct DataConfig {
   double elastic_probability = 0.0;
   std::array<double, 2> elastic_alpha = {0.0, 900.0};
   std::array<double, 2> elastic_sigma = {9.0, 13.0};
+  // Held-out test cases: training cases of the dataset moved out of every fold (AMOS's 200 train / 100
+  // test protocol). With the dataset's own test images that have labels (imagesTs + labelsTs), they form
+  // the test set a sweep's fold ensembles are evaluated on.
+  std::vector<std::string> test_cases;
 };
 
 struct EvalConfig {

@@ -55,6 +55,7 @@ nlohmann::json results_sections(const Config& c) {
     out["data"]["elastic_alpha"] = d.elastic_alpha;
     out["data"]["elastic_sigma"] = d.elastic_sigma;
   }
+  if (!d.test_cases.empty()) out["data"]["test_cases"] = d.test_cases;  // only when set (hash stability)
   if (t.batch_dice) out["training"]["batch_dice"] = true;  // only when set: older configs keep their hash
   nlohmann::json per_class = nlohmann::json::object();
   for (const auto& [cls, tol] : e.nsd_tolerance_per_class) per_class[std::to_string(cls)] = tol;

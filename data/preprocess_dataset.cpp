@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -122,6 +123,7 @@ json settings_json(const PreprocessOptions& options) {
     settings["batch_size"] = c.training.batch_size;
     settings["pools"] = c.model.pools;
     if (c.data.target_spacing) settings["target_spacing"] = *c.data.target_spacing;
+    if (!c.data.test_cases.empty()) settings["test_cases"] = c.data.test_cases;
   }
   return settings;
 }
@@ -152,6 +154,12 @@ std::vector<std::string> training_ids(const RawDataset& dataset) {
   return ids;
 }
 
+bool is_held_out(const PreprocessOptions& options, const std::string& id) {
+  if (!options.config) return false;
+  const std::vector<std::string>& held_out = options.config->data.test_cases;
+  return std::find(held_out.begin(), held_out.end(), id) != held_out.end();
+}
+
 // nnU-Net's KFold(5) or the imported splits file, checked against the dataset's cases.
 std::vector<FoldSplit> make_splits(const RawDataset& dataset, const PreprocessOptions& options) {
   const std::vector<std::string> ids = training_ids(dataset);
@@ -162,8 +170,10 @@ std::vector<FoldSplit> make_splits(const RawDataset& dataset, const PreprocessOp
       for (const auto* list : {&split.train, &split.val})
         for (const std::string& id : *list)
           if (!known.count(id))
-            throw InputError(fmt::format("{}: case '{}' is not a training case of {}", options.splits_file,
-                                         id, dataset.root));
+            throw InputError(fmt::format(
+                "{}: case '{}' is {} of {}", options.splits_file, id,
+                is_held_out(options, id) ? "a held-out test case (data.test_cases)" : "not a training case",
+                dataset.root));
     return splits;
   }
   if (ids.size() >= 5) return kfold_splits(ids);
@@ -419,7 +429,8 @@ void build_store(const RawDataset& dataset, const PreprocessOptions& options,
 PreprocessResult preprocess_dataset(const PreprocessOptions& options) {
   const Clock::time_point start = Clock::now();
   if (options.out_dir.empty()) throw ConfigError("preprocess: --out: expected an output folder");
-  const RawDataset dataset = read_raw_dataset(options.dataset_dir);
+  RawDataset dataset = read_raw_dataset(options.dataset_dir);
+  if (options.config) hold_out_training_cases(dataset, options.config->data.test_cases);
   if (dataset.training.empty())
     throw InputError(fmt::format("{}/dataset.json: the training list is empty", dataset.root));
   const int workers = worker_count(options.workers, dataset.training.size());
