@@ -40,6 +40,12 @@ class Section {
 
   Section section(const std::string& key) { return Section(get(key), field(key), source_); }
 
+  // Whether `key` is left to the dataset's plan: absent, null or the word `plan`.
+  bool left_to_plan(const std::string& key) {
+    YAML::Node value = get(key);
+    return !value || value.IsNull() || (value.IsScalar() && value.Scalar() == "plan");
+  }
+
   template <typename T>
   void read(const std::string& key, T& out) {
     YAML::Node value = get(key);
@@ -170,13 +176,19 @@ T Section::convert(const YAML::Node& value, const std::string& where) const {
   }
 }
 
-void parse_model(Section s, ModelConfig& m) {
-  s.read("levels", m.levels);
+void parse_model(Section s, ModelConfig& m, PlannedFields& planned) {
+  const bool levels_given = !s.left_to_plan("levels");
+  if (levels_given) s.read("levels", m.levels);
+  planned.pools = s.left_to_plan("pools");
+  if (planned.pools && levels_given)
+    s.fail(s.field("levels"),
+           "expected no value without model.pools (the plan sets the depth: levels = planned pools + 1); "
+           "give model.pools as well, or leave both to the plan");
+  if (!planned.pools) s.read_triples("pools", m.pools);
   s.read("base_channels", m.base_channels);
   s.read("max_channels", m.max_channels);
   s.read("in_channels", m.in_channels);
   s.read("num_classes", m.num_classes);
-  s.read_triples("pools", m.pools);
   s.read_triple("conv_kernel", m.conv_kernel);
   s.read("shift_size", m.shift_size);
   s.read("shift_input", m.shift_input);
@@ -193,11 +205,13 @@ void parse_sparsity(Section s, SparsityConfig& c) {
   s.finish();
 }
 
-void parse_training(Section s, TrainingConfig& t) {
+void parse_training(Section s, TrainingConfig& t, PlannedFields& planned) {
   s.read("epochs", t.epochs);
   s.read("iterations_per_epoch", t.iterations_per_epoch);
-  s.read("batch_size", t.batch_size);
-  s.read_triple("patch_size", t.patch_size);
+  planned.batch_size = s.left_to_plan("batch_size");
+  if (!planned.batch_size) s.read("batch_size", t.batch_size);
+  planned.patch_size = s.left_to_plan("patch_size");
+  if (!planned.patch_size) s.read_triple("patch_size", t.patch_size);
   s.read("learning_rate", t.learning_rate);
   s.read("momentum", t.momentum);
   s.read("nesterov", t.nesterov);
@@ -252,6 +266,36 @@ void parse_store(Section s, StoreConfig& st) {
   s.read("wal", st.wal);
   s.read("busy_timeout_ms", st.busy_timeout_ms);
   s.finish();
+}
+
+// `planned: [training.patch_size, ...]` (written by config_to_json once a plan is applied): these fields hold
+// the plan's values. Every field named must have its value, and every field without one must be named.
+void read_applied_plan(Section& top, PlannedFields& planned) {
+  std::vector<std::string> names;
+  top.read_list("planned", names);
+  if (names.empty()) return;
+  PlannedFields listed;
+  for (const std::string& name : names) {
+    if (name == "training.patch_size")
+      listed.patch_size = true;
+    else if (name == "training.batch_size")
+      listed.batch_size = true;
+    else if (name == "model.pools")
+      listed.pools = true;
+    else
+      top.fail(
+          "planned",
+          "expected names among training.patch_size, training.batch_size, model.pools, got '" + name + "'");
+  }
+  const auto check = [&](bool without_value, bool named, const char* field) {
+    if (without_value && named) top.fail("planned", std::string("names ") + field + ", which has no value");
+    if (without_value) top.fail(field, "expected a value (the config names the plan's fields in `planned`)");
+  };
+  check(planned.patch_size, listed.patch_size, "training.patch_size");
+  check(planned.batch_size, listed.batch_size, "training.batch_size");
+  check(planned.pools, listed.pools, "model.pools");
+  planned = listed;
+  planned.applied = true;
 }
 
 // Field-level checks with messages in one format: "<source>: <field>: expected …, got …".
@@ -310,9 +354,11 @@ void validate(const Config& config) {
   check.positive(m.in_channels, "model.in_channels");
   check.require(m.num_classes >= 2, "model.num_classes", "at least 2 (background + one class)",
                 Checker::fmt(m.num_classes));
-  check.require(static_cast<int>(m.pools.size()) == m.levels - 1, "model.pools",
-                "model.levels - 1 = " + Checker::fmt(m.levels - 1) + " pool triples",
-                Checker::fmt(m.pools.size()));
+  const bool pools_pending = config.planned.pools && !config.planned.applied;
+  if (!pools_pending)
+    check.require(static_cast<int>(m.pools.size()) == m.levels - 1, "model.pools",
+                  "model.levels - 1 = " + Checker::fmt(m.levels - 1) + " pool triples",
+                  Checker::fmt(m.pools.size()));
   for (std::size_t i = 0; i < m.pools.size(); ++i)
     check.positive3(m.pools[i], "model.pools[" + std::to_string(i) + "]");
   check.positive3(m.conv_kernel, "model.conv_kernel");
@@ -341,7 +387,8 @@ void validate(const Config& config) {
   Int3 total_pool = {1, 1, 1};
   for (const Int3& p : m.pools)
     for (int a = 0; a < 3; ++a) total_pool[a] *= p[a];
-  for (int a = 0; a < 3; ++a)
+  const bool patch_pending = config.planned.patch_size && !config.planned.applied;
+  for (int a = 0; a < 3 && !patch_pending && !pools_pending; ++a)
     check.require(t.patch_size[a] % total_pool[a] == 0, "training.patch_size",
                   "sizes divisible by the product of model.pools " + Checker::fmt3(total_pool),
                   Checker::fmt3(t.patch_size));
@@ -421,9 +468,10 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   config.source = source_name;
   Section top(root, "", source_name);
   top.read("experiment", config.experiment);
-  parse_model(top.section("model"), config.model);
+  parse_model(top.section("model"), config.model, config.planned);
   parse_sparsity(top.section("sparsity"), config.sparsity);
-  parse_training(top.section("training"), config.training);
+  parse_training(top.section("training"), config.training, config.planned);
+  read_applied_plan(top, config.planned);
   parse_data(top.section("data"), config.data);
   parse_eval(top.section("eval"), config.eval);
   parse_sweep(top.section("sweep"), config.sweep);

@@ -119,9 +119,22 @@ struct StoreConfig {
   int busy_timeout_ms = 10000;
 };
 
+// Fields a YAML file leaves out (or sets to `plan`) so that the dataset's nnU-Net v1 plan sets them:
+// apply_plan (data/plan.hpp) fills them in from the preprocessed dataset's fingerprint before training.
+// config_hash names them "plan" whether or not they are filled in, so the job identity is the YAML's.
+struct PlannedFields {
+  bool patch_size = false;  // training.patch_size
+  bool batch_size = false;  // training.batch_size
+  bool pools = false;       // model.pools, and with them model.levels (pools + 1)
+  bool applied = false;     // the config holds the plan's values (config_to_json writes them)
+  bool any() const { return patch_size || batch_size || pools; }
+  bool pending() const { return any() && !applied; }
+};
+
 struct Config {
   std::string experiment = "experiment";
   std::string source;  // the file it was read from, for messages
+  PlannedFields planned;
   ModelConfig model;
   SparsityConfig sparsity;
   TrainingConfig training;

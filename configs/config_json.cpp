@@ -7,19 +7,27 @@ namespace e2e {
 
 namespace {
 
-nlohmann::json results_sections(const Config& c) {
+// A field left to the plan is "plan" in the hash (the job identity is the YAML's), and in the JSON until the
+// plan is applied; then the JSON holds the value and lists the field under "planned".
+nlohmann::json planned_value(bool planned, bool show_value, const nlohmann::json& value) {
+  return planned && !show_value ? nlohmann::json("plan") : value;
+}
+
+nlohmann::json results_sections(const Config& c, bool show_plan_values) {
+  const PlannedFields& planned = c.planned;
+  const bool show = show_plan_values && planned.applied;
   const ModelConfig& m = c.model;
   const SparsityConfig& s = c.sparsity;
   const TrainingConfig& t = c.training;
   const DataConfig& d = c.data;
   const EvalConfig& e = c.eval;
   nlohmann::json out;
-  out["model"] = {{"levels", m.levels},
+  out["model"] = {{"levels", planned_value(planned.pools, show, m.levels)},
                   {"base_channels", m.base_channels},
                   {"max_channels", m.max_channels},
                   {"in_channels", m.in_channels},
                   {"num_classes", m.num_classes},
-                  {"pools", m.pools},
+                  {"pools", planned_value(planned.pools, show, m.pools)},
                   {"conv_kernel", m.conv_kernel},
                   {"shift_size", m.shift_size},
                   {"shift_input", m.shift_input},
@@ -32,8 +40,8 @@ nlohmann::json results_sections(const Config& c) {
       {"level0_density", s.level0_density ? nlohmann::json(*s.level0_density) : nlohmann::json()}};
   out["training"] = {{"epochs", t.epochs},
                      {"iterations_per_epoch", t.iterations_per_epoch},
-                     {"batch_size", t.batch_size},
-                     {"patch_size", t.patch_size},
+                     {"batch_size", planned_value(planned.batch_size, show, t.batch_size)},
+                     {"patch_size", planned_value(planned.patch_size, show, t.patch_size)},
                      {"learning_rate", t.learning_rate},
                      {"momentum", t.momentum},
                      {"nesterov", t.nesterov},
@@ -71,7 +79,13 @@ nlohmann::json results_sections(const Config& c) {
 }  // namespace
 
 std::string config_to_json(const Config& c) {
-  nlohmann::json out = results_sections(c);
+  nlohmann::json out = results_sections(c, true);
+  if (c.planned.any() && c.planned.applied) {
+    out["planned"] = nlohmann::json::array();
+    if (c.planned.patch_size) out["planned"].push_back("training.patch_size");
+    if (c.planned.batch_size) out["planned"].push_back("training.batch_size");
+    if (c.planned.pools) out["planned"].push_back("model.pools");
+  }
   out["experiment"] = c.experiment;
   out["training"]["checkpoint_every_epochs"] = c.training.checkpoint_every_epochs;
   out["training"]["checkpoint_every_minutes"] = c.training.checkpoint_every_minutes;
@@ -86,7 +100,7 @@ std::string config_to_json(const Config& c) {
 }
 
 std::string config_hash(const Config& c) {
-  return sha256_hex(results_sections(c).dump());
+  return sha256_hex(results_sections(c, false).dump());
 }
 
 }  // namespace e2e

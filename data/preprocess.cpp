@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 
+#include "data/plan.hpp"
 #include "data/resample.hpp"
 
 namespace e2e {
@@ -29,19 +30,6 @@ double sorted_percentile(const std::vector<double>& sorted, double percent) {
 double percentile(std::vector<double> values, double percent) {
   std::sort(values.begin(), values.end());
   return sorted_percentile(values, percent);
-}
-
-double axis_percentile(const std::vector<Spacing3>& rows, int axis, double percent) {
-  std::vector<double> column;
-  for (const auto& row : rows) column.push_back(row[axis]);
-  return percentile(column, percent);
-}
-
-std::vector<Spacing3> as_doubles(const std::vector<Shape3>& shapes) {
-  std::vector<Spacing3> out;
-  for (const Shape3& s : shapes)
-    out.push_back({static_cast<double>(s[0]), static_cast<double>(s[1]), static_cast<double>(s[2])});
-  return out;
 }
 
 // A generator for one purpose of one case: independent of the order in which cases are processed. The
@@ -79,13 +67,6 @@ constexpr double kMinForegroundFraction = 0.01;
 bool is_ct_channel(std::string name) {
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
   return name == "ct";
-}
-
-Int3 total_pool(const std::vector<Int3>& pools) {
-  Int3 total{1, 1, 1};
-  for (const Int3& p : pools)
-    for (int a = 0; a < 3; ++a) total[a] *= p[a];
-  return total;
 }
 
 template <typename T>
@@ -163,29 +144,7 @@ std::vector<int> Plan::foreground_classes() const {
 Spacing3 plan_target_spacing(const std::vector<Spacing3>& spacings, const std::vector<Shape3>& shapes) {
   if (spacings.empty() || spacings.size() != shapes.size())
     throw std::invalid_argument("plan_target_spacing: need one spacing and one shape per case");
-  const std::vector<Spacing3> sizes = as_doubles(shapes);
-  Spacing3 target;
-  Spacing3 median_size;
-  for (int a = 0; a < 3; ++a) {
-    target[a] = axis_percentile(spacings, a, 50.0);
-    median_size[a] = axis_percentile(sizes, a, 50.0);
-  }
-  const int worst = static_cast<int>(std::max_element(target.begin(), target.end()) - target.begin());
-  double other_spacing = 0.0;
-  double other_size = std::numeric_limits<double>::infinity();
-  for (int a = 0; a < 3; ++a)
-    if (a != worst) {
-      other_spacing = std::max(other_spacing, target[a]);
-      other_size = std::min(other_size, median_size[a]);
-    }
-  const bool anisotropic_spacing = target[worst] > kAnisotropyThreshold * other_spacing;
-  const bool anisotropic_voxels = median_size[worst] * kAnisotropyThreshold < other_size;
-  if (anisotropic_spacing && anisotropic_voxels) {
-    double coarse = axis_percentile(spacings, worst, 10.0);
-    if (coarse < other_spacing) coarse = other_spacing + 1e-5;
-    target[worst] = coarse;
-  }
-  return target;
+  return nnunet_target_spacing(spacings, shapes);
 }
 
 Plan make_plan(const Fingerprint& fingerprint, const std::optional<Config>& config) {
@@ -209,25 +168,19 @@ Plan make_plan(const Fingerprint& fingerprint, const std::optional<Config>& conf
   } else {
     plan.target_spacing = plan_target_spacing(spacings, cropped);
   }
-  std::vector<Spacing3> resampled;
-  for (const CaseFingerprint& c : fingerprint.cases)
-    resampled.push_back({c.spacing[0] / plan.target_spacing[0] * c.cropped_shape[0],
-                         c.spacing[1] / plan.target_spacing[1] * c.cropped_shape[1],
-                         c.spacing[2] / plan.target_spacing[2] * c.cropped_shape[2]});
-  for (int a = 0; a < 3; ++a)
-    plan.median_shape[a] = std::max<int64_t>(1, std::llround(axis_percentile(resampled, a, 50.0)));
+  plan.median_shape = nnunet_median_shape(spacings, cropped, plan.target_spacing);
 
-  const Config defaults;
-  const Config& source = config ? *config : defaults;
-  plan.patch_size = source.training.patch_size;
-  plan.batch_size = source.training.batch_size;
-  plan.pools = source.model.pools;
-  if (!config) {
-    const Int3 pool = total_pool(plan.pools);
-    for (int a = 0; a < 3; ++a) {
-      const int64_t fitted = (plan.median_shape[a] + pool[a] - 1) / pool[a] * pool[a];
-      plan.patch_size[a] = std::min(plan.patch_size[a], std::max(fitted, pool[a]));
-    }
+  const PlanningFingerprint planning = planning_fingerprint(fingerprint, "plan");
+  if (config) {
+    const Config applied = apply_plan(*config, planning);
+    plan.patch_size = applied.training.patch_size;
+    plan.batch_size = applied.training.batch_size;
+    plan.pools = applied.model.pools;
+  } else {
+    const NetworkPlan network = plan_network(planning);
+    plan.patch_size = network.patch_size;
+    plan.batch_size = network.batch_size;
+    plan.pools = network.pool_op_kernel_sizes;
   }
 
   const bool crop_shrinks = percentile(size_reductions, 50.0) < 0.75;

@@ -32,6 +32,8 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kPipelineVersion = "e2e-preprocess-1";
 constexpr uint64_t kFingerprintSeed = 1234;
 constexpr const char* kPartialSuffix = ".partial-";
+// In the input hash in place of the fields a config leaves to the plan: bump when the planner's rules change.
+constexpr const char* kPlanner = "plan:nnunet-v1-3d-v2.1";
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -119,9 +121,12 @@ json settings_json(const PreprocessOptions& options) {
                    {"compress", effective_compress(options)}};
   if (options.config) {
     const Config& c = *options.config;
-    settings["patch_size"] = c.training.patch_size;
-    settings["batch_size"] = c.training.batch_size;
-    settings["pools"] = c.model.pools;
+    const auto value_or_plan = [&](bool planned, const json& value) {
+      return planned && !c.planned.applied ? json(kPlanner) : value;
+    };
+    settings["patch_size"] = value_or_plan(c.planned.patch_size, c.training.patch_size);
+    settings["batch_size"] = value_or_plan(c.planned.batch_size, c.training.batch_size);
+    settings["pools"] = value_or_plan(c.planned.pools, c.model.pools);
     if (c.data.target_spacing) settings["target_spacing"] = *c.data.target_spacing;
     if (!c.data.test_cases.empty()) settings["test_cases"] = c.data.test_cases;
   }

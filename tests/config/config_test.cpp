@@ -25,7 +25,9 @@ TEST(Config, RepositoryConfigsParse) {
   }
   const Config amos = load_config(std::string(E2E_SOURCE_DIR) + "/configs/amos.yaml");
   EXPECT_EQ(amos.model.num_classes, 16);
-  EXPECT_EQ(amos.training.patch_size, (Int3{128, 128, 128}));
+  // The paper configs train with the dataset's plan, as the reference does.
+  EXPECT_TRUE(amos.planned.patch_size && amos.planned.batch_size && amos.planned.pools);
+  EXPECT_FALSE(amos.planned.applied);
   EXPECT_EQ(amos.model.channels(0), 48);
   EXPECT_EQ(amos.model.channels(3), 320);
   EXPECT_EQ(amos.model.channels(5), 320);
@@ -66,7 +68,30 @@ TEST(Config, SizesMustBePositive) {
   EXPECT_THAT(error_of("training:\n  batch_size: 0\n"), HasSubstr("training.batch_size"));
   EXPECT_THAT(error_of("model:\n  pools: [[2, 2, 2]]\n"),
               HasSubstr("model.pools: expected model.levels - 1 = 5"));
-  EXPECT_THAT(error_of("training:\n  patch_size: [100, 128, 128]\n"), HasSubstr("divisible"));
+  EXPECT_THAT(
+      error_of(
+          "model: {levels: 3, pools: [[2, 2, 2], [2, 2, 2]]}\ntraining:\n  patch_size: [102, 128, 128]\n"),
+      HasSubstr("divisible"));
+}
+
+TEST(Config, FieldsLeftOutAreLeftToThePlan) {
+  const Config planned = parse_config("experiment: x\ntraining: {patch_size: plan}\n");
+  EXPECT_TRUE(planned.planned.patch_size && planned.planned.batch_size && planned.planned.pools);
+  EXPECT_TRUE(planned.planned.pending());
+  // Until the plan is applied the JSON says "plan", and it reads back as such.
+  const std::string json = config_to_json(planned);
+  EXPECT_NE(json.find("\"patch_size\": \"plan\""), std::string::npos);
+  EXPECT_EQ(config_hash(parse_config(json, "stored")), config_hash(planned));
+  const Config fixed = parse_config(
+      "experiment: x\nmodel: {levels: 3, pools: [[1, 2, 2], [2, 2, 2]]}\ntraining: {patch_size: [8, 16, 16], "
+      "batch_size: 2}\n");
+  EXPECT_FALSE(fixed.planned.any());
+  EXPECT_NE(config_hash(fixed), config_hash(planned));
+  EXPECT_THAT(error_of("model: {levels: 4}\n"),
+              HasSubstr("model.levels: expected no value without model.pools"));
+  EXPECT_THAT(error_of("planned: [training.patch_size]\n"),
+              HasSubstr("planned: names training.patch_size, which has no value"));
+  EXPECT_THAT(error_of("planned: [model.depth]\n"), HasSubstr("planned: expected names among"));
 }
 
 TEST(Config, SparsityMustBeInHalfOpenUnitInterval) {

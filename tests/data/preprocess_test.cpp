@@ -94,11 +94,13 @@ TEST(Preprocess, PlanTakesPatchBatchPoolsAndSpacingFromTheConfig) {
   EXPECT_EQ(plan.foreground_classes(), std::vector<int>{1});
 }
 
-TEST(Preprocess, PlanWithoutConfigFitsThePatchToTheMedianShape) {
+TEST(Preprocess, PlanWithoutConfigIsNnUNetsPlan) {
   const Plan plan = make_plan(small_fingerprint("T1", 0.5), std::nullopt);
   EXPECT_EQ(plan.target_spacing, (Spacing3{2.0, 1.0, 1.0}));
   EXPECT_EQ(plan.median_shape, (Shape3{40, 50, 100}));
-  EXPECT_EQ(plan.patch_size, (Int3{64, 64, 128}));  // rounded up to the total pool of 32
+  // nnU-Net v1's plan: the 512 mm box clipped to the median shape, padded to 2^pools per axis.
+  EXPECT_EQ(plan.patch_size, (Int3{40, 56, 112}));
+  EXPECT_EQ(plan.pools.front(), (Int3{1, 2, 2}));
   EXPECT_EQ(plan.normalization, std::vector<std::string>{"zscore"});
   EXPECT_EQ(plan.use_nonzero_mask, std::vector<bool>{true});  // cropping halved the cases
   EXPECT_EQ(make_plan(small_fingerprint("T1", 0.8), std::nullopt).use_nonzero_mask, std::vector<bool>{false});
