@@ -3,14 +3,17 @@
 #include "data/plan.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cfenv>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <numeric>
 
+#include "data/case_store.hpp"
 #include "data/preprocess.hpp"
 
 namespace e2e {
@@ -450,6 +453,27 @@ Config apply_plan(Config config, const NetworkPlan& plan) {
 Config apply_plan(const Config& config, const PlanningFingerprint& fingerprint) {
   if (!config.planned.pending()) return config;
   return apply_plan(config, plan_network(fingerprint, planning_overrides(config)));
+}
+
+PlanningFingerprint read_store_fingerprint(const std::string& store_dir) {
+  const std::string side_file = (std::filesystem::path(store_dir) / "fingerprint.json").string();
+  if (std::filesystem::exists(side_file)) return read_planning_fingerprint(side_file);
+  const std::string store = case_store_path(store_dir);
+  const json j = json::parse(CaseStoreReader(store).text("fingerprint.json"), nullptr, false);
+  if (j.is_discarded()) throw InputError(store + ": fingerprint.json inside the store is not valid JSON");
+  return planning_fingerprint_from_json(j, store + " (fingerprint.json)");
+}
+
+Config apply_store_plan(const Config& config, const std::string& store_dir) {
+  if (!config.planned.pending()) return config;
+  const Config applied = apply_plan(config, read_store_fingerprint(store_dir));
+  const Int3& patch = applied.training.patch_size;
+  std::string pools;
+  for (const Int3& p : applied.model.pools)
+    pools += fmt::format("{}({},{},{})", pools.empty() ? "" : " ", p[0], p[1], p[2]);
+  spdlog::info("nnU-Net v1 plan of {}: patch {}x{}x{}, batch {}, pools {}", store_dir, patch[0], patch[1],
+               patch[2], applied.training.batch_size, pools);
+  return applied;
 }
 
 }  // namespace e2e

@@ -126,4 +126,11 @@ Config apply_plan(Config config, const NetworkPlan& plan);
 // unchanged when it plans nothing.
 Config apply_plan(const Config& config, const PlanningFingerprint& fingerprint);
 
+// The fingerprint of a preprocessed store: its fingerprint.json, else the copy inside cases.h5.
+PlanningFingerprint read_store_fingerprint(const std::string& store_dir);
+
+// apply_plan with the store's fingerprint, logged; the config unchanged (and the store not read) when it
+// plans nothing. What the trainer, the sweep and e2e count do before using patch, batch or pools.
+Config apply_store_plan(const Config& config, const std::string& store_dir);
+
 }  // namespace e2e

@@ -60,6 +60,18 @@ TEST(Plan, ReproducesTheReferencePlannerOnEveryGoldenFingerprint) {
   }
 }
 
+TEST(Plan, ReproducesTheReferencePlannerOnRandomFingerprints) {
+  // random_plans.json: random datasets (any coarse axis, 0.3-8 mm, 2-15 cases) planned by the same driver.
+  const json golden = read_json(golden_dir() / "random_plans.json");
+  ASSERT_GE(golden.at("vectors").size(), 40u);
+  int index = 0;
+  for (const json& vector : golden.at("vectors")) {
+    const std::string name = "random_plans.json vector " + std::to_string(index++);
+    expect_plan_matches(to_json(plan_network(planning_fingerprint_from_json(vector, name))),
+                        vector.at("expected"), name);
+  }
+}
+
 TEST(Plan, GoldenSetCoversTheCasesTheIssueNames) {
   // Thick-slice CT: (1, 2, 2) first; 5-10 mm MR: 10th-percentile spacing and dummy 2D; 4-channel MR: 128³;
   // the 5 % cap binds; a transposed dataset.

@@ -222,6 +222,21 @@ def to_original(values, transpose_forward):
     return [values[b] for b in backward]
 
 
+def original_order_plan(stage, forward):
+    return OrderedDict([
+        ("spacing", [float(v) for v in to_original(list(stage["current_spacing"]), forward)]),
+        ("patch_size", [int(v) for v in to_original(list(stage["patch_size"]), forward)]),
+        ("pool_op_kernel_sizes", [[int(v) for v in to_original(list(p), forward)]
+                                  for p in stage["pool_op_kernel_sizes"]]),
+        ("conv_kernel_sizes", [[int(v) for v in to_original(list(k), forward)]
+                               for k in stage["conv_kernel_sizes"]]),
+        ("batch_size", int(stage["batch_size"])),
+        ("do_dummy_2D_data_aug", bool(stage["do_dummy_2D_data_aug"])),
+        ("median_shape", [int(v) for v in to_original(list(stage["median_patient_size_in_voxels"]), forward)]),
+        ("transpose_forward", forward),
+    ])
+
+
 def uncapped_batch(planner, stage, channels, classes):
     from e2enet.network_architecture.generic_UNet import Generic_UNet
     ref = Generic_UNet.use_this_for_batch_size_computation_3D * planner.unet_base_num_features / \
@@ -233,10 +248,28 @@ def uncapped_batch(planner, stage, channels, classes):
     return int(np.floor(max(ref / here, 1) * Generic_UNet.DEFAULT_BATCH_SIZE_3D)), int(here)
 
 
+def random_fingerprint(rng):
+    """A random dataset: 2-15 cases, any axis may be the coarse one, spacings 0.3-8 mm, shapes 4-600."""
+    cases = int(rng.randint(2, 16))
+    base = rng.uniform(0.3, 2.0, size=3)
+    coarse = int(rng.randint(0, 4))  # 3: no coarse axis
+    if coarse < 3:
+        base[coarse] *= rng.choice([1.0, 2.5, 4.0, 8.0])
+    extent_mm = rng.uniform(40, 500, size=3)
+    spacings, shapes = [], []
+    for _ in range(cases):
+        spacing = [round(float(v * rng.uniform(0.8, 1.25)), 4) for v in base]
+        shape = [max(4, min(600, int(round(e * rng.uniform(0.7, 1.3) / sp)))) for e, sp in zip(extent_mm, spacing)]
+        spacings.append(spacing)
+        shapes.append(shape)
+    return spacings, shapes, int(rng.randint(1, 5)), int(rng.randint(2, 17))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reference", required=True, help="E2ENet-Medical checkout (holds e2enet/)")
     parser.add_argument("--out", required=True, help="folder for plan_<name>.json")
+    parser.add_argument("--random", type=int, default=40, help="random fingerprints in random_plans.json")
     args = parser.parse_args()
     sys.path.insert(0, os.path.abspath(args.reference))
     sys.meta_path.append(_StubFinder())
@@ -247,18 +280,7 @@ def main():
         with contextlib.redirect_stdout(io.StringIO()):  # the planner's progress prints
             stage, forward, planner = run_reference_planner(spacings, shapes, channels, classes)
         batch_by_memory, estimate = uncapped_batch(planner, stage, channels, classes)
-        expected = OrderedDict([
-            ("spacing", [float(v) for v in to_original(list(stage["current_spacing"]), forward)]),
-            ("patch_size", [int(v) for v in to_original(list(stage["patch_size"]), forward)]),
-            ("pool_op_kernel_sizes", [[int(v) for v in to_original(list(p), forward)]
-                                      for p in stage["pool_op_kernel_sizes"]]),
-            ("conv_kernel_sizes", [[int(v) for v in to_original(list(k), forward)]
-                                   for k in stage["conv_kernel_sizes"]]),
-            ("batch_size", int(stage["batch_size"])),
-            ("do_dummy_2D_data_aug", bool(stage["do_dummy_2D_data_aug"])),
-            ("median_shape", [int(v) for v in to_original(list(stage["median_patient_size_in_voxels"]), forward)]),
-            ("transpose_forward", forward),
-        ])
+        expected = original_order_plan(stage, forward)
         document = OrderedDict([
             ("name", name),
             ("description", make.__doc__),
@@ -278,6 +300,20 @@ def main():
             json.dump(document, f, indent=1)
             f.write("\n")
         print(name, json.dumps(expected))
+    rng = np.random.RandomState(2024)
+    vectors = []
+    for _ in range(args.random):
+        spacings, shapes, channels, classes = random_fingerprint(rng)
+        with contextlib.redirect_stdout(io.StringIO()):
+            stage, forward, planner = run_reference_planner(spacings, shapes, channels, classes)
+        vectors.append(OrderedDict([
+            ("num_input_channels", channels), ("num_classes", classes), ("spacings", spacings),
+            ("shapes_after_crop", shapes), ("expected", original_order_plan(stage, forward))]))
+    with open(os.path.join(out_dir, "random_plans.json"), "w") as f:
+        json.dump({"source": "random fingerprints (numpy RandomState(2024)) planned by the reference's "
+                             "ExperimentPlanner3D_v21.plan_experiment(), numpy " + np.__version__,
+                   "vectors": vectors}, f, separators=(",", ":"))
+        f.write("\n")
 
 
 if __name__ == "__main__":
