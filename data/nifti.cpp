@@ -102,7 +102,26 @@ ImagePtr open_header(const std::string& path) {
   return image;
 }
 
+// nifti_image_load allocates what the header declares before reading: a file that cannot hold that much data
+// is refused first, so that a few hundred bytes cannot make the reader allocate gigabytes. A .gz file holds
+// at most kMaxDeflateRatio times its size (deflate's best ratio is about 1032:1).
+constexpr int64_t kMaxDeflateRatio = 1032;
+
+void check_data_fits_file(const nifti_image& image, const std::string& path) {
+  std::error_code ec;
+  const auto file_bytes = static_cast<int64_t>(fs::file_size(path, ec));
+  if (ec) return;  // nifti_image_load reports the unreadable file
+  const int64_t available = is_gzip_name(path) ? file_bytes * kMaxDeflateRatio
+                                               : file_bytes - std::max<int64_t>(image.iname_offset, 0);
+  if (image.nbyper > 0 && image.nvox > std::max<int64_t>(available, 0) / image.nbyper)
+    throw InputError(fmt::format(
+        "{}: image data is truncated: the header declares {} voxels of {} ({} bytes each), more than the {} "
+        "bytes of the file can hold",
+        path, image.nvox, nifti_datatype_string(image.datatype), image.nbyper, file_bytes));
+}
+
 void load_data(nifti_image& image, const std::string& path) {
+  check_data_fits_file(image, path);
   if (nifti_image_load(&image) != 0 || image.data == nullptr)
     throw InputError(fmt::format("{}: image data is truncated or corrupt (expected {} voxels of {})", path,
                                  image.nvox, nifti_datatype_string(image.datatype)));

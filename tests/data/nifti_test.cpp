@@ -293,6 +293,28 @@ TEST_F(NiftiTest, TruncatedGzipIsAnInputErrorNamingTheFileWithoutLibraryNoise) {
   EXPECT_EQ(noise, "");
 }
 
+// Found by tests/fuzz (fuzz_nifti): a 361-byte header declaring 42 GB of voxels made the reader allocate
+// them before finding the data missing.
+TEST_F(NiftiTest, HeaderDeclaringMoreDataThanTheFileHoldsIsRefusedBeforeAllocating) {
+  const int64_t dims[8] = {3, 2048, 2048, 1024, 1, 1, 1, 1};  // 16 GiB of float32
+  nifti_image* image = nifti_make_new_nim(dims, DT_FLOAT32, 0);
+  ASSERT_NE(image, nullptr);
+  nifti_1_header header{};
+  ASSERT_EQ(nifti_convert_nim2n1hdr(image, &header), 0);
+  nifti_image_free(image);
+  header.vox_offset = 352;
+  std::ofstream(path("huge.nii"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(&header), sizeof(header))
+      .write("\0\0\0\0", 4)
+      .write("1234", 4);
+  for (const auto& read : std::vector<std::function<void()>>{[&] { read_nifti(path("huge.nii")); },
+                                                             [&] { read_nifti_labels(path("huge.nii")); }})
+    EXPECT_THAT(
+        input_error_message(read),
+        HasSubstr(path("huge.nii") + ": image data is truncated: the header declares 4294967296 voxels of "
+                                     "FLOAT32 (4 bytes each), more than the 360 bytes of the file can hold"));
+}
+
 TEST_F(NiftiTest, MissingAndMalformedFilesAreInputErrors) {
   EXPECT_THAT(input_error_message([&] { read_nifti(path("absent.nii.gz")); }),
               HasSubstr(path("absent.nii.gz") + ": file not found"));
