@@ -113,7 +113,9 @@ Topology Topology::deserialize(const std::string& bytes) {
     std::string name = in.take(name_length);
     const auto rows = static_cast<int64_t>(in.u64());
     const auto cols = static_cast<int64_t>(in.u64());
-    if (rows < 0 || cols < 0 || (rows > 0 && cols > static_cast<int64_t>(bytes.size()) * 8 / rows + 8))
+    // rows × cols bits must fit in the blob: bounding the product keeps it from overflowing or allocating
+    // more than the blob can describe.
+    if (rows < 0 || cols < 0 || (cols > 0 && rows > static_cast<int64_t>(bytes.size()) * 8 / cols))
       throw std::invalid_argument("topology blob has an impossible shape for '" + name + "'");
     TensorMask mask(std::move(name), rows, cols);
     const int64_t nbytes = (mask.size() + 7) / 8;

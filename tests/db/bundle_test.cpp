@@ -160,6 +160,30 @@ std::string import_error(Store& store, const std::vector<std::string>& dirs) {
   return "no InputError";
 }
 
+// Found by tests/fuzz (fuzz_bundle): a mask file declaring 2^62 x 1 bits made the reader allocate 2^59 bytes
+// (and larger shapes overflowed rows x cols) instead of refusing the 60-byte blob.
+TEST(ResultBundles, MaskFileWithAShapeLargerThanItsBitsIsRefused) {
+  TempFolder dir;
+  write_result_bundle(dir.file("cell"), done_bundle(0));
+  const auto u64 = [](uint64_t value) {
+    std::string bytes;
+    for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+    return bytes;
+  };
+  for (const auto& [rows, cols] :
+       {std::pair<uint64_t, uint64_t>{uint64_t{1} << 62, 1}, {uint64_t{1} << 61, 8}}) {
+    const std::string blob =
+        "E2ET" + u64(1) + u64(1) + u64(1) + "w" + u64(rows) + u64(cols) + std::string(8, '\xff');
+    testing::write_text(dir.file("cell/masks/final.e2et"), blob);
+    try {
+      read_result_bundle(dir.file("cell"));
+      ADD_FAILURE() << "no InputError for a " << rows << " x " << cols << " mask";
+    } catch (const InputError& e) {
+      EXPECT_THAT(e.what(), HasSubstr("final.e2et': topology blob has an impossible shape for 'w'"));
+    }
+  }
+}
+
 TEST(ResultBundles, BadBundlesAreRefusedAndNothingIsImported) {
   TempFolder dir;
   write_result_bundle(dir.file("good"), done_bundle(0));
