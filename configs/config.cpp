@@ -21,8 +21,8 @@ std::string describe(const YAML::Node& node) {
 // reject keys nobody asked for (a typo must not be silently ignored).
 class Section {
  public:
-  Section(YAML::Node node, std::string path, std::string source)
-      : node_(std::move(node)), path_(std::move(path)), source_(std::move(source)) {
+  Section(const YAML::Node& node, std::string path, std::string source)
+      : node_(node), path_(std::move(path)), source_(std::move(source)) {
     if (node_ && !node_.IsNull() && !node_.IsMap()) fail(path_, "expected a mapping, got " + describe(node_));
   }
 

@@ -189,7 +189,7 @@ Plan make_plan(const Fingerprint& fingerprint, const std::optional<Config>& conf
   plan.labels = fingerprint.labels;
   for (std::size_t c = 0; c < fingerprint.channel_names.size(); ++c) {
     const bool ct = is_ct_channel(fingerprint.channel_names[c]);
-    plan.normalization.push_back(ct ? "ct" : "zscore");
+    plan.normalization.emplace_back(ct ? "ct" : "zscore");
     plan.use_nonzero_mask.push_back(!ct && crop_shrinks);
     if (ct && (c >= fingerprint.intensity.size() || fingerprint.intensity[c].samples == 0))
       throw InputError(

@@ -58,7 +58,7 @@ void run_parallel(std::size_t n, int workers, const std::function<Result(std::si
   std::size_t next = 0;
   bool stop = false;
   std::exception_ptr error;
-  const auto fail = [&](std::exception_ptr e) {
+  const auto fail = [&](const std::exception_ptr& e) {
     std::lock_guard<std::mutex> lock(mutex);
     if (!error) error = e;
     stop = true;
@@ -169,7 +169,7 @@ bool is_held_out(const PreprocessOptions& options, const std::string& id) {
 std::vector<FoldSplit> make_splits(const RawDataset& dataset, const PreprocessOptions& options) {
   const std::vector<std::string> ids = training_ids(dataset);
   if (!options.splits_file.empty()) {
-    const std::vector<FoldSplit> splits = read_splits_json(options.splits_file);
+    std::vector<FoldSplit> splits = read_splits_json(options.splits_file);
     const std::set<std::string> known(ids.begin(), ids.end());
     for (const FoldSplit& split : splits)
       for (const auto* list : {&split.train, &split.val})

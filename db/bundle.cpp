@@ -206,8 +206,7 @@ EpochRow read_epoch(const Fields& f) {
   e.val_loss = f.real("val_loss");
   const json& dice = f.at("pseudo_dice");
   if (!dice.is_array()) f.fail("pseudo_dice", "expected an array");
-  for (std::size_t i = 0; i < dice.size(); ++i)
-    e.pseudo_dice.push_back(Fields(json{{"v", dice[i]}}, "pseudo_dice").real("v"));
+  for (const json& value : dice) e.pseudo_dice.push_back(Fields(json{{"v", value}}, "pseudo_dice").real("v"));
   e.mean_pseudo_dice = f.real("mean_pseudo_dice");
   e.learning_rate = f.real("learning_rate");
   e.seconds = f.real("seconds");

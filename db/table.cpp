@@ -51,7 +51,7 @@ std::string postprocessing_label(const ResultSummary& summary) {
   const nlohmann::json decision = nlohmann::json::parse(summary.postprocessing, nullptr, false);
   if (!decision.is_object()) return summary.postprocessing.empty() ? "off" : "?";
   std::vector<std::string> parts;
-  if (decision.value("foreground_as_one", false)) parts.push_back("foreground");
+  if (decision.value("foreground_as_one", false)) parts.emplace_back("foreground");
   const nlohmann::json classes = decision.value("classes", nlohmann::json::array());
   if (classes.is_array() && !classes.empty())
     parts.push_back(fmt::format("class{} {}", classes.size() > 1 ? "es" : "", classes.dump()));

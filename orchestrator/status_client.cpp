@@ -128,7 +128,8 @@ HttpResponse http_get(const HttpUrl& url, std::chrono::milliseconds timeout) {
     if (!ec && !resolved) resolver.cancel();
   });
   resolver.async_resolve(
-      url.host, std::to_string(url.port), [&](beast::error_code ec, tcp::resolver::results_type endpoints) {
+      url.host, std::to_string(url.port),
+      [&](beast::error_code ec, const tcp::resolver::results_type& endpoints) {
         resolved = true;
         resolve_timer.cancel();
         if (ec) {

@@ -48,9 +48,12 @@ class StatusServer::Impl {
  public:
   class Session;
 
-  Impl(const StatusSnapshotFn& snapshot, const PrometheusTextFn& prometheus, const Limits& limits,
+  Impl(StatusSnapshotFn snapshot, PrometheusTextFn prometheus, const Limits& limits,
        std::shared_ptr<Stats> stats)
-      : snapshot_(snapshot), prometheus_(prometheus), limits_(limits), stats_(std::move(stats)) {}
+      : snapshot_(std::move(snapshot)),
+        prometheus_(std::move(prometheus)),
+        limits_(limits),
+        stats_(std::move(stats)) {}
 
   ~Impl() {
     // Handlers still queued (none after a clean run) are destroyed with the io_context, while the rest of
