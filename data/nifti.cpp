@@ -84,9 +84,45 @@ int64_t channels_of(const nifti_image& image) {
   return channels;
 }
 
+// dim[0] (the number of dimensions) of a NIfTI-1 or NIfTI-2 header in either byte order, or 0 when the
+// first bytes are not such a header.
+int64_t header_dim0(const unsigned char* bytes, int size) {
+  const auto read = [&](int offset, int width, bool swapped) {
+    uint64_t value = 0;
+    for (int b = 0; b < width; ++b) {
+      const int at = offset + (swapped ? b : width - 1 - b);
+      value = (value << 8) | bytes[at];
+    }
+    return width == 2 ? static_cast<int64_t>(static_cast<int16_t>(value)) : static_cast<int64_t>(value);
+  };
+  for (const bool swapped : {false, true}) {
+    const int64_t header_size = read(0, 4, swapped);
+    const int64_t dim0 = header_size == 348 && size >= 42   ? read(40, 2, swapped)
+                         : header_size == 540 && size >= 24 ? read(16, 8, swapped)
+                                                            : 0;
+    if (dim0 >= 1 && dim0 <= 7) return dim0;
+  }
+  return 0;
+}
+
+// nifti_clib byte-swaps a header whose dim[0] is out of range and then trusts it: a NIfTI-2 header with
+// dim[0] out of range in both byte orders overflows its stack (fuzz_nifti). Such headers are refused here
+// first.
+void check_header_dims(const std::string& path) {
+  gzFile file = gzopen(path.c_str(), "rb");  // reads plain and gzip files alike
+  if (file == nullptr) return;               // nifti_image_read reports it
+  unsigned char bytes[48] = {};
+  const int size = gzread(file, bytes, sizeof(bytes));
+  gzclose(file);
+  if (header_dim0(bytes, size) == 0)
+    throw InputError(
+        fmt::format("{}: not a readable NIfTI file (no NIfTI-1/2 header of 1 to 7 dimensions)", path));
+}
+
 ImagePtr open_header(const std::string& path) {
   silence_nifti_clib();
   check_readable_file(path);
+  check_header_dims(path);
   ImagePtr image(nifti_image_read(path.c_str(), 0));
   if (!image)
     throw InputError(fmt::format("{}: not a readable NIfTI file (missing or corrupt header)", path));

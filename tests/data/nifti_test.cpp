@@ -315,6 +315,25 @@ TEST_F(NiftiTest, HeaderDeclaringMoreDataThanTheFileHoldsIsRefusedBeforeAllocati
                                      "FLOAT32 (4 bytes each), more than the 360 bytes of the file can hold"));
 }
 
+// Found by tests/fuzz (fuzz_nifti): nifti_clib overflowed its stack (a segfault without sanitizers) on a
+// NIfTI-2 header whose dim[0] is out of range in both byte orders.
+TEST_F(NiftiTest, HeaderWithoutAValidDimensionCountIsRefused) {
+  const int64_t dims[8] = {3, 2, 2, 2, 1, 1, 1, 1};
+  nifti_image* image = nifti_make_new_nim(dims, DT_UINT8, 0);
+  ASSERT_NE(image, nullptr);
+  nifti_2_header header{};
+  ASSERT_EQ(nifti_convert_nim2n2hdr(image, &header), 0);
+  nifti_image_free(image);
+  header.dim[0] = 12885950468;  // 0x300000004: neither it nor its byte swap is 1..7
+  header.vox_offset = 544;
+  std::ofstream(path("bad_dim0.nii"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(&header), sizeof(header))
+      .write(std::string(12, '\0').data(), 12);
+  for (const auto& read : std::vector<std::function<void()>>{
+           [&] { read_nifti(path("bad_dim0.nii")); }, [&] { read_nifti_header(path("bad_dim0.nii")); }})
+    EXPECT_THAT(input_error_message(read), HasSubstr(path("bad_dim0.nii") + ": not a readable NIfTI file"));
+}
+
 TEST_F(NiftiTest, MissingAndMalformedFilesAreInputErrors) {
   EXPECT_THAT(input_error_message([&] { read_nifti(path("absent.nii.gz")); }),
               HasSubstr(path("absent.nii.gz") + ": file not found"));
