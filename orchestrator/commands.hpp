@@ -10,6 +10,7 @@ void add_db_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_preprocess_command(CLI::App& app);
 void add_evaluate_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_status_command(CLI::App& app);

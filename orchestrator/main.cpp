@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   e2e::add_status_command(app);
   e2e::add_db_command(app);
   e2e::add_preprocess_command(app);
+  e2e::add_plan_command(app);
   e2e::add_evaluate_command(app);
   e2e::add_synth_command(app);
   e2e::add_train_command(app);

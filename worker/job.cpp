@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "data/plan.hpp"
 #include "model/complexity.hpp"
 #include "worker/checkpoint.hpp"
 #include "worker/data_source.hpp"
@@ -27,12 +28,14 @@ double summary_number(const nlohmann::json& report, const std::string& key) {
   return value.is_number() ? value.get<double>() : std::nan("");
 }
 
-JobRun run_job(const Config& config, const JobSpec& job, Communicator& comm, const std::atomic<bool>* stop,
+JobRun run_job(const Config& given, const JobSpec& job, Communicator& comm, const std::atomic<bool>* stop,
                const TrainerHooks& hooks, const JobOptions& options) {
-  if (config.training.threads > 0) at::set_num_threads(config.training.threads);
+  if (given.training.threads > 0) at::set_num_threads(given.training.threads);
   std::string store_dir;
-  if (comm.is_leader()) store_dir = ensure_preprocessed(config, options.preprocess_workers);
+  if (comm.is_leader()) store_dir = ensure_preprocessed(given, options.preprocess_workers);
   comm.broadcast_bytes(store_dir, 0);
+  // Patch, batch and pools the config leaves out come from the dataset's plan, once, for everything below.
+  const Config config = apply_store_plan(given, store_dir);
   const FoldData fold = open_fold(config, store_dir, job.fold);
 
   const int threads =

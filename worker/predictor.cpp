@@ -177,6 +177,15 @@ PredictionModel load_prediction_model(const std::string& model, const ModelLoadO
     if (meta.value("config_hash", "") != config_hash(m.config))
       spdlog::warn("{}: --config {} differs from the config this model was trained with (hash {} vs {})",
                    m.checkpoint, options.config_path, config_hash(m.config), meta.value("config_hash", "?"));
+    if (m.config.planned.pending()) {
+      // What the config leaves to the plan is what this model was trained with.
+      const Config trained = checkpoint_config(meta, m.checkpoint);
+      m.config.training.patch_size = trained.training.patch_size;
+      m.config.training.batch_size = trained.training.batch_size;
+      m.config.model.pools = trained.model.pools;
+      m.config.model.levels = trained.model.levels;
+      m.config.planned.applied = true;
+    }
   } else {
     m.config = checkpoint_config(meta, m.checkpoint);
   }
