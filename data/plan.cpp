@@ -299,17 +299,6 @@ NetworkPlan plan_network(const PlanningFingerprint& fp, const PlanningOverrides&
   if (overrides.patch_size) {
     const Int3 patch_t = transposed(*overrides.patch_size, forward);
     stage = evaluate(spacing_t, patch_t, fp);
-    if (stage.network.patch != patch_t)
-      throw ConfigError(fmt::format(
-          "training.patch_size: expected sizes divisible by 2^(planned pools per axis) = [{}, {}, {}] "
-          "(nnU-Net's spacing-driven pooling for this patch), got [{}, {}, {}]; use [{}, {}, {}] or give "
-          "model.pools",
-          untransposed(stage.network.divisible_by, forward)[0],
-          untransposed(stage.network.divisible_by, forward)[1],
-          untransposed(stage.network.divisible_by, forward)[2], (*overrides.patch_size)[0],
-          (*overrides.patch_size)[1], (*overrides.patch_size)[2],
-          untransposed(stage.network.patch, forward)[0], untransposed(stage.network.patch, forward)[1],
-          untransposed(stage.network.patch, forward)[2]));
   } else {
     stage = fit_patch_to_memory(spacing_t, starting_patch(spacing_t, median_t), median_t, fp);
   }
@@ -424,6 +413,14 @@ PlanningOverrides planning_overrides(const Config& config) {
 Config apply_plan(Config config, const NetworkPlan& plan) {
   PlannedFields& planned = config.planned;
   if (!planned.any()) return config;
+  if (planned.pools && !planned.patch_size && plan.patch_size != config.training.patch_size) {
+    const Int3& given = config.training.patch_size;
+    const Int3& padded = plan.patch_size;
+    throw ConfigError(fmt::format(
+        "{}: training.patch_size: expected sizes divisible by 2^(pools per axis) of nnU-Net's spacing-driven "
+        "pooling for this patch, got [{}, {}, {}]; use [{}, {}, {}] or give model.pools",
+        config.source, given[0], given[1], given[2], padded[0], padded[1], padded[2]));
+  }
   if (planned.pools) {
     const int pools = static_cast<int>(plan.pool_op_kernel_sizes.size());
     if (pools < 2 || pools > 7)

@@ -48,7 +48,7 @@ struct PlanningFingerprint {
 // What a config fixes instead of the planner.
 struct PlanningOverrides {
   std::optional<Spacing3> target_spacing;  // data.target_spacing
-  std::optional<Int3> patch_size;          // training.patch_size: plan pools and batch for this patch
+  std::optional<Int3> patch_size;          // training.patch_size: pools and batch for it (padded as nnU-Net)
 };
 
 // The full-resolution stage, in the original (z, y, x) axis order: nnU-Net plans in the transposed order
@@ -119,7 +119,8 @@ PlanningOverrides planning_overrides(const Config& config);
 // The config with the fields it leaves to the plan (config.planned) filled in from `plan`: patch size,
 // batch size, pools (and model.levels = pools + 1). Given pools with a planned patch: the patch is rounded
 // down to a multiple of their total pool. Validated again; throws ConfigError naming the field when the
-// plan does not fit E2ENet (fewer than 2 or more than 7 pools).
+// plan does not fit E2ENet (fewer than 2 or more than 7 pools) or a given patch is no multiple of the pools
+// planned for it.
 Config apply_plan(Config config, const NetworkPlan& plan);
 
 // plan_network(planning_fingerprint(fingerprint), planning_overrides(config)) applied to config; the config
