@@ -41,6 +41,7 @@ struct EvaluateArguments {
   std::string format = "md";
   std::string out;
   bool allow_missing = false;
+  bool reference_variants = true;
 };
 
 std::string trim(const std::string& text) {
@@ -172,6 +173,7 @@ EvaluationOptions options_from_arguments(const EvaluateArguments& arguments) {
   options.dice_variant = parse_dice_variant(arguments.dice_variant);
   options.nsd_variant = parse_nsd_variant(arguments.nsd_variant);
   options.hd_variant = parse_hausdorff_variant(arguments.hd_variant);
+  options.reference_variants = arguments.reference_variants;
   options.validate();
   return options;
 }
@@ -227,25 +229,38 @@ void print_markdown(std::ostream& out, const EvaluateArguments& arguments, const
                      to_string(options.nsd_variant), tolerances, hd_name(options),
                      to_string(options.hd_variant),
                      evaluation.classes_discovered ? " · labels found in the files" : "");
-  out << fmt::format("| structure | labels | cases | Dice | NSD | tolerance (mm) | {} (mm) |\n",
-                     hd_name(options));
-  out << "|---|---|---:|---:|---:|---:|---:|\n";
+  const bool variants = options.reference_variants;
+  if (variants) {
+    out << "Published-number variants: NSD (3,2,1) = surfel NSD at the same tolerance with the spacing\n"
+           "fixed to (3, 2, 1) mm in (z, y, x), as the E2ENet code computes it; HD95 pooled = medpy's hd95\n"
+           "as nnU-Net v1 calls it (cases where a side is empty are not scored)\n\n";
+  }
+  out << fmt::format("| structure | labels | cases | Dice | NSD | tolerance (mm) | {} (mm) |{}\n",
+                     hd_name(options), variants ? " NSD (3,2,1) | HD95 pooled (mm) |" : "");
+  out << "|---|---|---:|---:|---:|---:|---:|" << (variants ? "---:|---:|" : "") << "\n";
+  const auto variant_cells = [&](double nsd_fixed_spacing, double hd95_pooled, const char* emphasis) {
+    if (!variants) return std::string();
+    return fmt::format(" {1}{0}{1} | {1}{2}{1} |", score(nsd_fixed_spacing), emphasis, distance(hd95_pooled));
+  };
   auto rows = [&](bool regions) {
     for (const StructureSummary& s : summary.structures) {
       if (s.is_region != regions) continue;
-      out << fmt::format("| {} | {} | {} | {} | {} | {:g} | {} |\n", cell(s.name), join_labels(s.labels),
+      out << fmt::format("| {} | {} | {} | {} | {} | {:g} | {} |{}\n", cell(s.name), join_labels(s.labels),
                          s.cases_scored, score(s.mean_dice), score(s.mean_nsd), s.nsd_tolerance_mm,
-                         distance(s.mean_hd));
+                         distance(s.mean_hd),
+                         variant_cells(s.mean_nsd_fixed_spacing, s.mean_hd95_pooled, ""));
     }
   };
   rows(false);
-  out << fmt::format("| **mean (classes)** | | | **{}** | **{}** | | **{}** |\n", score(summary.mean_dice),
-                     score(summary.mean_nsd), distance(summary.mean_hd));
+  out << fmt::format("| **mean (classes)** | | | **{}** | **{}** | | **{}** |{}\n", score(summary.mean_dice),
+                     score(summary.mean_nsd), distance(summary.mean_hd),
+                     variant_cells(summary.mean_nsd_fixed_spacing, summary.mean_hd95_pooled, "**"));
   if (!options.regions.empty()) {
     rows(true);
-    out << fmt::format("| **mean (regions)** | | | **{}** | **{}** | | **{}** |\n",
-                       score(summary.region_mean_dice), score(summary.region_mean_nsd),
-                       distance(summary.region_mean_hd));
+    out << fmt::format(
+        "| **mean (regions)** | | | **{}** | **{}** | | **{}** |{}\n", score(summary.region_mean_dice),
+        score(summary.region_mean_nsd), distance(summary.region_mean_hd),
+        variant_cells(summary.region_mean_nsd_fixed_spacing, summary.region_mean_hd95_pooled, "**"));
   }
 }
 
@@ -366,6 +381,9 @@ void add_evaluate_command(CLI::App& app) {
                   "write the JSON report (every case and the summary) here, atomically");
   cmd->add_flag("--allow-missing", arguments->allow_missing,
                 "evaluate the cases that have a prediction when some references have none");
+  cmd->add_flag("--reference-variants,!--no-reference-variants", arguments->reference_variants,
+                "also compute the published-number variants: NSD at the E2ENet code's fixed (3, 2, 1) mm "
+                "spacing and medpy's pooled HD95 (default on)");
   cmd->callback([arguments] { run_evaluate(*arguments); });
 }
 
