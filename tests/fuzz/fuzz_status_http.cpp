@@ -5,6 +5,7 @@
 // server that neither answers nor closes within it is reported as a hang.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -59,7 +60,17 @@ int connect_to(uint16_t port) {
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) fail("connect");
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    // libFuzzer's timeout alarm (SIGALRM) can interrupt connect(); the connection then completes on its own.
+    if (errno != EINTR) fail("connect");
+    pollfd writable{fd, POLLOUT, 0};
+    while (::poll(&writable, 1, kReadTimeoutSeconds * 1000) < 0)
+      if (errno != EINTR) fail("poll");
+    int error = 0;
+    socklen_t length = sizeof(error);
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error != 0)
+      fail("connect (completed)");
+  }
   const timeval timeout{kReadTimeoutSeconds, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
@@ -73,6 +84,7 @@ int connect_to(uint16_t port) {
 void send_all(int fd, const uint8_t* data, std::size_t size) {
   while (size > 0) {
     const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
     data += n;
     size -= static_cast<std::size_t>(n);
