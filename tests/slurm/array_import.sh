@@ -9,6 +9,11 @@ source "$(dirname "$0")/lib.sh"
 start_cluster
 cd "$WORK" || exit 1
 make_config cells.yaml 2 4
+# Cells that start together would each preprocess the shared dataset and race on its store
+# (data_preprocessed/cases.h5: "cannot rename into place"): preprocess once before the array, as a site's
+# pipeline does (a preprocess job, then the array with --dependency=afterok).
+"$E2E" preprocess --dataset data --out data_preprocessed --config cells.yaml >preprocess.log 2>&1 ||
+  fail "e2e preprocess (see $WORK/preprocess.log)"
 export E2E_FOLDS="0 1" E2E_SPARSITIES="0.5"
 DB=$WORK/results/e2e.db
 

@@ -46,6 +46,8 @@ write_config() {
   controller_port=$(free_port)
   node_port=$(free_port)
   while [[ $node_port == "$controller_port" ]]; do node_port=$(free_port); done
+  # Job ids name per-job files outside DIR (the pmix plugin's /tmp folders): distinct ids per cluster.
+  local first_job_id=$((1000 + RANDOM * 30))
   cat >"$dir/slurm.conf" <<CONF
 ClusterName=e2etest
 SlurmctldHost=${host}(127.0.0.1)
@@ -70,6 +72,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 MpiDefault=pmix
 JobRequeue=1
+FirstJobId=${first_job_id}
 ReturnToService=2
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=1
