@@ -96,6 +96,10 @@ start_munge() {
   chown -R munge:munge "$dir/munge"
   chmod 0755 "$dir/munge"  # munged wants its socket folder reachable by every client
   chmod 0600 "$dir/munge/munge.key"
+  runuser -u munge -- test -x "$dir/munge" || {
+    say "the munge user cannot reach $dir/munge: every folder above it must be world-searchable (chmod 755)"
+    return 1
+  }
   runuser -u munge -- munged --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.socket" \
     --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" \
     </dev/null >>"$dir/log/munged.out" 2>&1

@@ -10,6 +10,7 @@ E2E=$(realpath "${1:?usage: $0 E2E_BINARY [WORK_DIR]}")
 WORK=${2:-$(mktemp -d /tmp/e2e_slurm.XXXXXX)}
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
+chmod 0755 "$WORK"  # mktemp's 0700 would keep the munge user from its socket in $WORK/cluster/munge
 export E2E
 
 fail() {
