@@ -76,12 +76,21 @@ bool is_supported_datatype(int datatype) {
   }
 }
 
-// Volumes along dimensions 4..7 (dimensions above dim[0] may hold 0 and do not count).
+// Volumes along dimensions 4..7 (dimensions above dim[0] may hold 0 and do not count); -1 when the product
+// overflows (a corrupt header, refused by open_header).
 int64_t channels_of(const nifti_image& image) {
   int64_t channels = 1;
   for (int64_t d = 4; d <= std::min<int64_t>(image.ndim, 7); ++d)
-    channels *= std::max<int64_t>(image.dim[d], 1);
+    if (__builtin_mul_overflow(channels, std::max<int64_t>(image.dim[d], 1), &channels)) return -1;
   return channels;
+}
+
+// nx·ny·nz·channels, or -1 when that overflows int64_t.
+int64_t voxel_count(const nifti_image& image) {
+  int64_t count = 1;
+  for (const int64_t factor : {image.nx, image.ny, image.nz, channels_of(image)})
+    if (factor < 0 || __builtin_mul_overflow(count, factor, &count)) return -1;
+  return count;
 }
 
 // dim[0] (the number of dimensions) of a NIfTI-1 or NIfTI-2 header in either byte order, or 0 when the
@@ -126,8 +135,7 @@ ImagePtr open_header(const std::string& path) {
   ImagePtr image(nifti_image_read(path.c_str(), 0));
   if (!image)
     throw InputError(fmt::format("{}: not a readable NIfTI file (missing or corrupt header)", path));
-  if (image->nx < 1 || image->ny < 1 || image->nz < 1 ||
-      image->nvox != image->nx * image->ny * image->nz * channels_of(*image))
+  if (image->nx < 1 || image->ny < 1 || image->nz < 1 || image->nvox != voxel_count(*image))
     throw InputError(
         fmt::format("{}: invalid dimensions (dim = {})", path,
                     fmt::join(image->dim, image->dim + std::min<int64_t>(image->ndim, 7) + 1, ",")));

@@ -334,6 +334,24 @@ TEST_F(NiftiTest, HeaderWithoutAValidDimensionCountIsRefused) {
     EXPECT_THAT(input_error_message(read), HasSubstr(path("bad_dim0.nii") + ": not a readable NIfTI file"));
 }
 
+// Found by tests/fuzz (fuzz_nifti): dimensions whose product overflows int64_t (signed overflow in the check
+// meant to refuse them).
+TEST_F(NiftiTest, DimensionsWhoseProductOverflowsAreRefused) {
+  const int64_t dims[8] = {3, 2, 2, 2, 1, 1, 1, 1};
+  nifti_image* image = nifti_make_new_nim(dims, DT_UINT8, 0);
+  ASSERT_NE(image, nullptr);
+  nifti_2_header header{};
+  ASSERT_EQ(nifti_convert_nim2n2hdr(image, &header), 0);
+  nifti_image_free(image);
+  header.dim[1] = header.dim[2] = int64_t{1} << 40;  // 2^80 voxels in a slice
+  header.vox_offset = 544;
+  std::ofstream(path("overflow.nii"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(&header), sizeof(header))
+      .write(std::string(12, '\0').data(), 12);
+  EXPECT_THAT(input_error_message([&] { read_nifti(path("overflow.nii")); }),
+              HasSubstr(path("overflow.nii") + ": invalid dimensions"));
+}
+
 TEST_F(NiftiTest, MissingAndMalformedFilesAreInputErrors) {
   EXPECT_THAT(input_error_message([&] { read_nifti(path("absent.nii.gz")); }),
               HasSubstr(path("absent.nii.gz") + ": file not found"));
