@@ -113,14 +113,28 @@ TEST_F(EvaluateCli, IdenticalFoldersScorePerfectly) {
   const Result r =
       run_e2e("evaluate --pred " + gt + " --gt " + gt + " --labels 1,2 --workers 2 --out " + out());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("| 1 | 1 | 2 | 1.0000 | 1.0000 | 1 | 0.00 |"));
-  EXPECT_THAT(r.output, HasSubstr("| 2 | 2 | 2 | 1.0000 | 1.0000 | 1 | 0.00 |"));
-  EXPECT_THAT(r.output, HasSubstr("| **mean (classes)** | | | **1.0000** | **1.0000** | | **0.00** |"));
+  // The last two columns are the published-number variants: NSD at (3, 2, 1) mm and pooled HD95.
+  EXPECT_THAT(r.output, HasSubstr("| NSD (3,2,1) | HD95 pooled (mm) |"));
+  EXPECT_THAT(r.output, HasSubstr("| 1 | 1 | 2 | 1.0000 | 1.0000 | 1 | 0.00 | 1.0000 | 0.00 |"));
+  EXPECT_THAT(r.output, HasSubstr("| 2 | 2 | 2 | 1.0000 | 1.0000 | 1 | 0.00 | 1.0000 | 0.00 |"));
+  EXPECT_THAT(r.output,
+              HasSubstr("| **mean (classes)** | | | **1.0000** | **1.0000** | | **0.00** | **1.0000** | "
+                        "**0.00** |"));
   const nlohmann::json report = read_json(out());
   EXPECT_EQ(report["summary"]["cases"], 2);
   EXPECT_EQ(report["summary"]["mean_dice"].get<double>(), 1.0);
   EXPECT_EQ(report["summary"]["mean_nsd"].get<double>(), 1.0);
   EXPECT_EQ(report["summary"]["mean_hd"].get<double>(), 0.0);
+  EXPECT_EQ(report["summary"]["mean_nsd_fixed_spacing"].get<double>(), 1.0);
+  EXPECT_EQ(report["summary"]["mean_hd95_pooled"].get<double>(), 0.0);
+  EXPECT_EQ(report["metric_variants"]["reference_variants"]["nsd_fixed_spacing"]["spacing_mm"],
+            nlohmann::json::array({3.0, 2.0, 1.0}));
+
+  const Result without =
+      run_e2e("evaluate --pred " + gt + " --gt " + gt + " --labels 1,2 --no-reference-variants");
+  ASSERT_EQ(without.exit_code, 0) << without.output;
+  EXPECT_THAT(without.output, Not(HasSubstr("NSD (3,2,1)")));
+  EXPECT_THAT(without.output, HasSubstr("| 1 | 1 | 2 | 1.0000 | 1.0000 | 1 | 0.00 |\n"));
 }
 
 TEST_F(EvaluateCli, NumbersEqualTheMetricsLibrary) {
