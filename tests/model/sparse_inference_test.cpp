@@ -69,7 +69,8 @@ TEST(SparseKernels, EveryKernelComputesTheSameRowsForAnyLength) {
       SparseRowsCall call{rows, row_start.data(), weight.data(), source.data(), length, out.data(), stride};
       sparse_rows(call, resolve_sparse_kernel(kernel));
       for (int64_t r = 0; r < rows; ++r)
-        EXPECT_EQ(out[r * stride + length], -1.0f) << "wrote past length " << length << ", " << to_string(kernel);
+        EXPECT_EQ(out[r * stride + length], -1.0f)
+            << "wrote past length " << length << ", " << to_string(kernel);
       outputs.push_back(out);
     }
     for (std::size_t k = 1; k < outputs.size(); ++k)
