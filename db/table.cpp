@@ -45,14 +45,14 @@ void add_class(std::vector<std::string>& classes, const std::string& name) {
   if (std::find(classes.begin(), classes.end(), name) == classes.end()) classes.push_back(name);
 }
 
-// "none", "foreground", "classes 1, 3" or "foreground + classes 2" from a result's decision JSON
-// ({"foreground_as_one": bool, "classes": [labels]}).
+// "none", "foreground", "classes [1,3]" or "foreground + class [2]" from a result's decision JSON
+// (metrics/postprocess.hpp: "foreground_as_one", "largest_component_classes"); "off" when none was made.
 std::string postprocessing_label(const ResultSummary& summary) {
   const nlohmann::json decision = nlohmann::json::parse(summary.postprocessing, nullptr, false);
   if (!decision.is_object()) return summary.postprocessing.empty() ? "off" : "?";
   std::vector<std::string> parts;
   if (decision.value("foreground_as_one", false)) parts.emplace_back("foreground");
-  const nlohmann::json classes = decision.value("classes", nlohmann::json::array());
+  const nlohmann::json classes = decision.value("largest_component_classes", nlohmann::json::array());
   if (classes.is_array() && !classes.empty())
     parts.push_back(fmt::format("class{} {}", classes.size() > 1 ? "es" : "", classes.dump()));
   return parts.empty() ? "none" : fmt::format("{}", fmt::join(parts, " + "));

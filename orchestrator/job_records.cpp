@@ -15,6 +15,32 @@ double number_or_nan(const nlohmann::json& object, const char* key) {
   return value.is_number() ? value.get<double>() : std::nan("");
 }
 
+// The per-case, per-structure rows of an evaluation report (metrics/evaluate.hpp's JSON).
+void append_case_rows(const nlohmann::json& report, Split split, bool postprocessed,
+                      std::vector<CaseMetricRow>& rows) {
+  const std::string hd_variant =
+      report.value("metric_variants", nlohmann::json::object()).value("hd_variant", "");
+  for (const auto& c : report.value("cases", nlohmann::json::array())) {
+    for (const auto& s : c.at("structures")) {
+      CaseMetricRow row;
+      row.case_id = c.at("case");
+      row.structure = s.at("name");
+      row.is_region = s.value("is_region", false);
+      row.dice = number_or_nan(s, "dice");
+      row.nsd = number_or_nan(s, "nsd");
+      row.nsd_tolerance_mm = number_or_nan(s, "nsd_tolerance_mm");
+      row.hd95 =
+          s.value("hd_infinite", false) ? std::numeric_limits<double>::infinity() : number_or_nan(s, "hd");
+      row.hd_variant = hd_variant;
+      row.split = split;
+      row.postprocessed = postprocessed;
+      row.nsd_fixed_spacing = number_or_nan(s, "nsd_fixed_spacing");
+      row.hd95_pooled = number_or_nan(s, "hd95_pooled");
+      rows.push_back(row);
+    }
+  }
+}
+
 }  // namespace
 
 std::string host_name() {
@@ -72,23 +98,7 @@ JobResult to_store_result(const nlohmann::json& metrics, const std::string& topo
   if (complexity.contains("patch")) result.summary.patch = complexity["patch"].get<std::array<int64_t, 3>>();
   result.summary.metrics_json = metrics.dump();
 
-  const std::string hd_variant =
-      metrics.value("metric_variants", nlohmann::json::object()).value("hd_variant", "");
-  for (const auto& c : metrics.value("cases", nlohmann::json::array())) {
-    for (const auto& s : c.at("structures")) {
-      CaseMetricRow row;
-      row.case_id = c.at("case");
-      row.structure = s.at("name");
-      row.is_region = s.value("is_region", false);
-      row.dice = number_or_nan(s, "dice");
-      row.nsd = number_or_nan(s, "nsd");
-      row.nsd_tolerance_mm = number_or_nan(s, "nsd_tolerance_mm");
-      row.hd95 =
-          s.value("hd_infinite", false) ? std::numeric_limits<double>::infinity() : number_or_nan(s, "hd");
-      row.hd_variant = hd_variant;
-      result.case_metrics.push_back(row);
-    }
-  }
+  append_case_rows(metrics, Split::Cv, false, result.case_metrics);
   if (!topology_bytes.empty()) {
     MaskSnapshot masks;
     masks.step = update_step;
@@ -96,6 +106,21 @@ JobResult to_store_result(const nlohmann::json& metrics, const std::string& topo
     masks.topology = Topology::deserialize(topology_bytes);
     result.final_masks = masks;
   }
+  return result;
+}
+
+JobResult to_store_test_result(const nlohmann::json& metrics) {
+  JobResult result = to_store_result(metrics, "", 0);
+  result.case_metrics.clear();
+  append_case_rows(metrics.value("without_postprocessing", nlohmann::json::object()), Split::Test, false,
+                   result.case_metrics);
+  append_case_rows(metrics, Split::Test, true, result.case_metrics);
+  result.summary.split = Split::Test;
+  const nlohmann::json decision = metrics.value("postprocessing", nlohmann::json());
+  result.summary.postprocessing = decision.is_null() ? "" : decision.dump();
+  const nlohmann::json cases = metrics.value("test_cases", nlohmann::json::object());
+  result.summary.cases_total = cases.value("total", int64_t{0});
+  result.summary.cases_scored = cases.value("scored", int64_t{0});
   return result;
 }
 

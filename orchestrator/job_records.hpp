@@ -19,4 +19,8 @@ EpochRecord epoch_from_json(const nlohmann::json& json);
 JobResult to_store_result(const nlohmann::json& metrics, const std::string& topology_bytes,
                           int64_t update_step);
 
+// From a test ensemble's metrics.json (worker/ensemble.hpp): split test, the case metrics with and without
+// post-processing, the decision, and how many test cases were scored.
+JobResult to_store_test_result(const nlohmann::json& metrics);
+
 }  // namespace e2e

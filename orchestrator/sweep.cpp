@@ -16,6 +16,7 @@
 #include "orchestrator/status_server.hpp"
 #include "orchestrator/status_store.hpp"
 #include "worker/data_source.hpp"
+#include "worker/ensemble.hpp"
 #include "worker/job.hpp"
 #include "worker/mpi_communicator.hpp"
 
@@ -62,6 +63,13 @@ std::string job_dir(const SweepOptions& options, int fold, double sparsity, uint
       .string();
 }
 
+// The test ensemble of a (sparsity, seed) cell: <runs_dir>/<experiment>/test_s<S>_seed<N>.
+std::string ensemble_dir(const SweepOptions& options, double sparsity, uint64_t seed) {
+  return (fs::path(options.runs_dir) / options.config.experiment /
+          fmt::format("test_s{}_seed{}", sparsity, seed))
+      .string();
+}
+
 std::string hex(const std::string& bytes) {
   static const char* digits = "0123456789abcdef";
   std::string out;
@@ -99,8 +107,15 @@ class Coordinator {
     info.dataset_fingerprint = fingerprint_of(store_dir);
     info.code_version = "e2e 0.1.0";
     experiment_id_ = store_->upsert_experiment(info);
+    const std::size_t test_cases = count_test_cases();
     record_splits(store_dir);
-    const EnumerateResult jobs = store_->enumerate_jobs(experiment_id_, options_.grid);
+    JobGrid grid = options_.grid;
+    grid.test_ensembles = test_cases > 0;
+    const EnumerateResult jobs = store_->enumerate_jobs(experiment_id_, grid);
+    if (grid.test_ensembles)
+      spdlog::info(
+          "test set: {} held-out case(s); each (sparsity, seed) cell ends with a fold ensemble on them",
+          test_cases);
     const int64_t recovered = store_->recover_interrupted();
     spdlog::info("sweep {}: {} jobs ({} new), {} interrupted job(s) recovered; store {}", info.name,
                  jobs.job_ids.size(), jobs.created, recovered, options_.db_path);
@@ -119,7 +134,12 @@ class Coordinator {
       hooks.on_checkpoint = [&](const std::string& path, int64_t iteration) {
         store_->mark_checkpointed(id, {path, sha256_file(path), iteration});
       };
-      const nlohmann::json outcome = run_claimed_job(options_, to_message(*claim), comm, stop_, hooks);
+      EnsembleHooks ensemble_hooks;
+      ensemble_hooks.on_case = [&](const std::string& case_id, std::size_t done, std::size_t total) {
+        record_case_done(id, case_id, done, total);
+      };
+      const nlohmann::json outcome =
+          run_claimed_job(options_, to_message(*claim), comm, stop_, hooks, ensemble_hooks);
       handle_outcome(id, outcome);
       if (outcome.value("preempted", false)) return kExitPreempted;
     }
@@ -170,8 +190,11 @@ class Coordinator {
           store_->record_epoch(message.at("job"), to_epoch_row(epoch_from_json(message.at("epoch"))));
           break;
         case kCheckpoint:
-          store_->mark_checkpointed(message.at("job"),
-                                    {message.at("path"), message.at("sha256"), message.at("iteration")});
+          if (message.contains("case"))
+            record_case_done(message.at("job"), message.at("case"), message.at("done"), message.at("total"));
+          else
+            store_->mark_checkpointed(message.at("job"),
+                                      {message.at("path"), message.at("sha256"), message.at("iteration")});
           break;
         case kPreempted:
           if (!stop_sent) {  // a group was signalled: preemption is global, checkpoint everybody
@@ -193,12 +216,41 @@ class Coordinator {
 
  private:
   nlohmann::json to_message(const ClaimedJob& claim) const {
-    return {{"job", claim.job.id},
-            {"fold", claim.job.fold},
-            {"sparsity", claim.job.sparsity},
-            {"seed", claim.job.seed},
-            {"attempt", claim.job.attempts + 1},
-            {"out_dir", job_dir(options_, claim.job.fold, claim.job.sparsity, claim.job.seed)}};
+    const Job& job = claim.job;
+    nlohmann::json message = {{"job", job.id},
+                              {"kind", to_string(job.kind)},
+                              {"fold", job.fold},
+                              {"sparsity", job.sparsity},
+                              {"seed", job.seed},
+                              {"attempt", job.attempts + 1},
+                              {"out_dir", job_dir(options_, job.fold, job.sparsity, job.seed)}};
+    if (job.kind == JobKind::Ensemble) {
+      nlohmann::json fold_dirs = nlohmann::json::array();
+      for (int fold : job.folds) fold_dirs.push_back(job_dir(options_, fold, job.sparsity, job.seed));
+      message["folds"] = job.folds;
+      message["fold_dirs"] = fold_dirs;
+      message["out_dir"] = ensemble_dir(options_, job.sparsity, job.seed);
+    }
+    return message;
+  }
+
+  // A finished test case of an ensemble job: an event (the job's progress) that doubles as a heartbeat.
+  void record_case_done(int64_t job, const std::string& case_id, std::size_t done, std::size_t total) {
+    store_->add_event(job, EventKind::Checkpointed,
+                      fmt::format("test case {} predicted ({}/{})", case_id, done, total));
+    store_->heartbeat(job);
+  }
+
+  // Held-out cases of the config's dataset (0 without a raw dataset). Bad data.test_cases is an InputError.
+  std::size_t count_test_cases() const {
+    const Config& config = options_.config;
+    if (config.data.dataset.empty() || !fs::exists(fs::path(config.data.dataset) / "dataset.json")) {
+      if (!config.data.test_cases.empty())
+        throw InputError("data.test_cases: needs the raw dataset at data.dataset (" + config.data.dataset +
+                         ")");
+      return 0;
+    }
+    return test_set(read_raw_dataset(config.data.dataset), config.data.test_cases).size();
   }
 
   void handle_outcome(int64_t job, const nlohmann::json& outcome) {
@@ -206,11 +258,20 @@ class Coordinator {
       store_->mark_preempted(job, "stopped by signal; checkpoint kept");
       spdlog::warn("job {} preempted", job);
     } else if (outcome.contains("error")) {
-      const FailureOutcome failure = store_->mark_failed(job, outcome.at("error"));
+      const bool permanent = outcome.value("permanent", false);
+      const FailureOutcome failure = store_->mark_failed(job, outcome.at("error"), permanent);
       spdlog::error("job {} failed (attempt {}/{}{}): {}", job, failure.attempts, failure.max_attempts,
-                    failure.will_retry ? ", will retry" : ", giving up",
+                    permanent            ? ", bad input: not retried"
+                    : failure.will_retry ? ", will retry"
+                                         : ", giving up",
                     outcome.at("error").get<std::string>());
       failed_ = failed_ || !failure.will_retry;
+      input_failed_ = input_failed_ || permanent;
+    } else if (outcome.value("kind", "train") == "ensemble") {
+      const JobResult result = to_store_test_result(outcome.at("metrics"));
+      store_->record_result(job, result);
+      spdlog::info("job {} done (test ensemble): mDice {:.4f} on {} of {} test case(s)", job,
+                   result.summary.mean_dice, result.summary.cases_scored, result.summary.cases_total);
     } else {
       const JobResult result = to_store_result(outcome.at("metrics"), unhex(outcome.value("topology", "")),
                                                outcome.value("topology_updates", int64_t{0}));
@@ -219,7 +280,7 @@ class Coordinator {
     }
   }
 
-  int finish_code() const { return failed_ ? 1 : 0; }
+  int finish_code() const { return input_failed_ ? 2 : failed_ ? 1 : 0; }
 
   // GET /status and /metrics, answered from a read-only connection of its own (WAL lets it read while the
   // coordinator writes), on the server's thread.
@@ -254,7 +315,9 @@ class Coordinator {
   // Runs one claimed job on `comm` (a whole worker group) and describes the outcome for the coordinator.
   static nlohmann::json run_claimed_job(const SweepOptions& options, const nlohmann::json& job,
                                         Communicator& comm, const std::atomic<bool>* stop,
-                                        const TrainerHooks& hooks) {
+                                        const TrainerHooks& hooks, const EnsembleHooks& ensemble_hooks) {
+    if (job.value("kind", "train") == "ensemble")
+      return run_ensemble(options, job, comm, stop, ensemble_hooks);
     JobSpec spec;
     spec.fold = job.at("fold");
     spec.sparsity = job.at("sparsity");
@@ -285,6 +348,34 @@ class Coordinator {
     return outcome;
   }
 
+  // The group leader predicts the test cases (the other ranks of a group wait for the next job).
+  static nlohmann::json run_ensemble(const SweepOptions& options, const nlohmann::json& job,
+                                     Communicator& comm, const std::atomic<bool>* stop,
+                                     const EnsembleHooks& hooks) {
+    nlohmann::json outcome = {{"job", job.at("job")}, {"kind", "ensemble"}};
+    if (!comm.is_leader()) return outcome;
+    EnsembleSpec spec;
+    spec.sparsity = job.at("sparsity");
+    spec.seed = job.at("seed");
+    spec.folds = job.at("folds").get<std::vector<int>>();
+    spec.fold_dirs = job.at("fold_dirs").get<std::vector<std::string>>();
+    spec.out_dir = job.at("out_dir");
+    spec.device = local_training_device();
+    try {
+      const EnsembleRun run = run_ensemble_job(options.config, spec, stop, hooks);
+      if (run.stopped)
+        outcome["preempted"] = true;
+      else
+        outcome["metrics"] = run.report;
+    } catch (const ConfigError& e) {  // bad input (InputError too): no retry can fix it
+      outcome["error"] = e.what();
+      outcome["permanent"] = true;
+    } catch (const std::exception& e) {
+      outcome["error"] = e.what();
+    }
+    return outcome;
+  }
+
  private:
   const SweepOptions& options_;
   const std::atomic<bool>* stop_;
@@ -292,6 +383,7 @@ class Coordinator {
   std::unique_ptr<StatusServer> status_server_;
   int64_t experiment_id_ = 0;
   bool failed_ = false;
+  bool input_failed_ = false;  // some job failed on bad input (exit 2)
 };
 
 // ------------------------------------------------------------------------------------------ worker group
@@ -378,7 +470,14 @@ int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_inde
                      {{"job", job}, {"path", path}, {"sha256", sha256_file(path)}, {"iteration", iteration}});
       };
     }
-    const nlohmann::json outcome = Coordinator::run_claimed_job(options, message, *comm, &stop, hooks);
+    EnsembleHooks ensemble_hooks;
+    if (leader)
+      ensemble_hooks.on_case = [job](const std::string& case_id, std::size_t done, std::size_t total) {
+        send_message(kCoordinator, kCheckpoint,
+                     {{"job", job}, {"case", case_id}, {"done", done}, {"total", total}});
+      };
+    const nlohmann::json outcome =
+        Coordinator::run_claimed_job(options, message, *comm, &stop, hooks, ensemble_hooks);
     const bool job_preempted = outcome.value("preempted", false);
     if (leader)
       send_message(kCoordinator,
