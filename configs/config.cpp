@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -479,6 +481,12 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   top.finish();
   if (config.experiment.empty()) throw ConfigError(source_name + ": experiment: expected a name, got ''");
   validate(config);
+  // Text values must be UTF-8: the config is stored and hashed as JSON.
+  try {
+    (void)config_to_json(config);
+  } catch (const nlohmann::json::type_error&) {
+    throw ConfigError(source_name + ": a text value is not valid UTF-8 (configs are stored as JSON)");
+  }
   return config;
 }
 

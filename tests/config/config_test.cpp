@@ -181,5 +181,10 @@ TEST(Hash, AugmentDeviceEntersTheHashOnlyWhenNotTheDefault) {
   EXPECT_EQ(parse_config(config_to_json(cuda)).data.augment_device, "cuda");
 }
 
+// Found by fuzz_config: a name that is not UTF-8 made the JSON form throw nlohmann's type_error.
+TEST(Config, TextThatIsNotUtf8IsAConfigError) {
+  EXPECT_THAT(error_of("experiment: c\xec\x0a"), HasSubstr("not valid UTF-8"));
+}
+
 }  // namespace
 }  // namespace e2e
