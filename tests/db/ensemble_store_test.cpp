@@ -117,7 +117,8 @@ TEST_F(EnsembleStoreTest, TestResultsKeepSplitPostprocessingAndBothMetricSets) {
   JobResult result;
   result.summary = testing::summary(0.9);
   result.summary.split = Split::Test;
-  result.summary.postprocessing = R"({"classes":[1,2],"foreground_as_one":false,"largest_component_classes":[2]})";
+  result.summary.postprocessing =
+      R"({"classes":[1,2],"foreground_as_one":false,"largest_component_classes":[2]})";
   result.summary.cases_total = 3;
   result.summary.cases_scored = 2;
   for (bool postprocessed : {false, true}) {
