@@ -463,7 +463,7 @@ PlanningFingerprint read_store_fingerprint(const std::string& store_dir) {
 
 Config apply_store_plan(const Config& config, const std::string& store_dir) {
   if (!config.planned.pending()) return config;
-  const Config applied = apply_plan(config, read_store_fingerprint(store_dir));
+  Config applied = apply_plan(config, read_store_fingerprint(store_dir));
   const Int3& patch = applied.training.patch_size;
   std::string pools;
   for (const Int3& p : applied.model.pools)

@@ -704,9 +704,9 @@ std::vector<std::string> synthetic_channel_names(const SyntheticOptions& options
   std::vector<std::string> names;
   for (int c = 0; c < options.channels; ++c) {
     if (options.modality == "CT")
-      names.push_back("CT");  // multi-phase CT: every channel is CT-normalized
+      names.emplace_back("CT");  // multi-phase CT: every channel is CT-normalized
     else
-      names.push_back(c < 4 ? kMr[c] : fmt::format("MR{}", c));
+      names.emplace_back(c < 4 ? kMr[c] : fmt::format("MR{}", c));
   }
   if (options.modality == "MR" && options.channels == 1) names[0] = "MR";
   return names;
