@@ -51,8 +51,7 @@ bool holds_json(const std::string& column) {
 std::string write_mask_file(const Statement& row, int column, const fs::path& dir) {
   std::map<std::string, std::string> fields;
   for (int c = 0; c < row.column_count(); ++c) fields[row.column_name(c)] = row.text(c);
-  std::string name =
-      fmt::format("masks/job{}_{}_{}.e2et", fields["job_id"], fields["kind"], fields["step"]);
+  std::string name = fmt::format("masks/job{}_{}_{}.e2et", fields["job_id"], fields["kind"], fields["step"]);
   fs::create_directories(dir / "masks");
   std::ofstream(dir / name, std::ios::binary) << row.blob(column);
   return name;
