@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 start_cluster
 cd "$WORK" || exit 1
 # About twice as much training as one allocation holds on a small machine.
-make_config sweep.yaml "${E2E_SLURM_TIME_LIMIT_EPOCHS:-6}" 10
+make_config sweep.yaml "${E2E_SLURM_TIME_LIMIT_EPOCHS:-30}" 10
 
 job=$("${SWEEP_SBATCH[@]}" --time=1 --signal=B:USR1@20 --output=sweep-%j.out "$REPO/slurm/sweep.sbatch" \
   sweep.yaml --folds 0 --loader-threads 1)
