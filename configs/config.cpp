@@ -5,9 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
+
+#include "common/file_io.hpp"
 
 namespace e2e {
 namespace {
@@ -491,11 +493,9 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
 }
 
 Config load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot open config file (does it exist and is it readable?)");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), path);
+  const std::optional<std::string> text = try_read_file(path);
+  if (!text) throw ConfigError(path + ": cannot open config file (does it exist and is it readable?)");
+  return parse_config(*text, path);
 }
 
 std::vector<double> parse_sparsity_list(const std::string& text) {

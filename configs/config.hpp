@@ -5,24 +5,12 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "common/errors.hpp"  // ConfigError, InputError: what the parsers throw
+
 namespace e2e {
-
-// A configuration or usage error. The message names the offending field or file; the CLI exits with code 2.
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// Bad input data (a dataset file, a store, a checkpoint): also exit code 2; the message names the file and
-// the problem.
-class InputError : public ConfigError {
- public:
-  using ConfigError::ConfigError;
-};
 
 using Int3 = std::array<int64_t, 3>;  // (D, H, W): depth first, as in N×C×D×H×W tensors
 

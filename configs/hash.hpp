@@ -1,11 +1,16 @@
-// SHA-256 of bytes and files: config hashes, checkpoint integrity, dataset content hashes.
+// SHA-256 of bytes and files: config hashes, checkpoint integrity, dataset content hashes. The digest comes
+// from OpenSSL's libcrypto (EVP); this header keeps OpenSSL out of its includers.
 #pragma once
 
-#include <cstdint>
+#include <cstddef>
+#include <memory>
 #include <string>
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace e2e {
 
+// An incremental SHA-256: update() any number of times, then hex_digest() once.
 class Sha256 {
  public:
   Sha256();
@@ -14,11 +19,10 @@ class Sha256 {
   std::string hex_digest();  // finishes the hash; 64 lowercase hex digits
 
  private:
-  void compress(const unsigned char* block);
-  uint32_t state_[8];
-  unsigned char buffer_[64];
-  std::size_t buffered_ = 0;
-  uint64_t total_bytes_ = 0;
+  struct FreeContext {
+    void operator()(evp_md_ctx_st* context) const;
+  };
+  std::unique_ptr<evp_md_ctx_st, FreeContext> context_;
 };
 
 std::string sha256_hex(const std::string& bytes);

@@ -378,7 +378,7 @@ Shape3 sampling_size(const Shape3& patch, const AugmentOptions& options) {
 
 AugmentDraw draw_augmentation(const AugmentOptions& o, const DrawKey& key, int64_t channels, bool dummy_2d) {
   AugmentDraw draw;
-  Rng spatial(key, DrawStream::kSpatial);
+  Rng spatial(draw_seed(key, DrawStream::kSpatial));
   if (spatial.chance(o.rotation_probability)) {
     draw.rotated = true;
     for (int axis = 0; axis < (dummy_2d ? 1 : 3); ++axis) {
@@ -389,43 +389,43 @@ AugmentDraw draw_augmentation(const AugmentOptions& o, const DrawKey& key, int64
     draw.scaled = true;
     draw.scale = split_uniform(spatial, o.min_scale, o.max_scale);
   }
-  Rng elastic(key, DrawStream::kElastic);
+  Rng elastic(draw_seed(key, DrawStream::kElastic));
   if (elastic.chance(o.elastic_probability)) {
     draw.elastic = true;
     draw.elastic_alpha = elastic.uniform(o.min_elastic_alpha, o.max_elastic_alpha);
     draw.elastic_sigma = elastic.uniform(o.min_elastic_sigma, o.max_elastic_sigma);
   }
-  Rng noise(key, DrawStream::kNoise);
+  Rng noise(draw_seed(key, DrawStream::kNoise));
   if (noise.chance(o.noise_probability)) {
     draw.noise = true;
     draw.noise_std = noise.uniform(0.0, o.max_noise_std);
   }
-  Rng blur(key, DrawStream::kBlur);
+  Rng blur(draw_seed(key, DrawStream::kBlur));
   if (blur.chance(o.blur_probability)) {
     draw.blur_sigma =
         per_channel_maybe(blur, channels, o.blur_channel_probability, o.min_blur_sigma, o.max_blur_sigma);
   }
-  Rng brightness(key, DrawStream::kBrightness);
+  Rng brightness(draw_seed(key, DrawStream::kBrightness));
   if (brightness.chance(o.brightness_probability)) {
     draw.brightness = per_channel(brightness, channels, o.min_brightness, o.max_brightness, false);
   }
-  Rng contrast(key, DrawStream::kContrast);
+  Rng contrast(draw_seed(key, DrawStream::kContrast));
   if (contrast.chance(o.contrast_probability)) {
     draw.contrast = per_channel(contrast, channels, o.min_contrast, o.max_contrast, true);
   }
-  Rng low_resolution(key, DrawStream::kLowResolution);
+  Rng low_resolution(draw_seed(key, DrawStream::kLowResolution));
   if (low_resolution.chance(o.low_resolution_probability)) {
     draw.low_resolution_zoom = per_channel_maybe(
         low_resolution, channels, o.low_resolution_channel_probability, o.min_zoom, o.max_zoom);
   }
-  Rng inverted_gamma(key, DrawStream::kInvertedGamma);
+  Rng inverted_gamma(draw_seed(key, DrawStream::kInvertedGamma));
   if (inverted_gamma.chance(o.inverted_gamma_probability)) {
     draw.inverted_gamma = per_channel(inverted_gamma, channels, o.min_gamma, o.max_gamma, true);
   }
-  Rng gamma(key, DrawStream::kGamma);
+  Rng gamma(draw_seed(key, DrawStream::kGamma));
   if (gamma.chance(o.gamma_probability))
     draw.gamma = per_channel(gamma, channels, o.min_gamma, o.max_gamma, true);
-  Rng mirror_rng(key, DrawStream::kMirror);
+  Rng mirror_rng(draw_seed(key, DrawStream::kMirror));
   for (auto& axis : draw.mirror) axis = mirror_rng.chance(o.mirror_probability);
   return draw;
 }
@@ -640,7 +640,7 @@ void augment_patch(const PreprocessedCase& c, const Int3& patch_lo, const Augmen
   }
   const int64_t n = out.voxels();
   if (draw.noise) {
-    Rng values(key, DrawStream::kNoiseValues);
+    Rng values(draw_seed(key, DrawStream::kNoiseValues));
     for (int64_t ch = 0; ch < out.channels; ++ch)
       add_gaussian_noise(out.channel(ch), n, draw.noise_std, values);
   }

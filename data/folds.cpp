@@ -1,16 +1,15 @@
 // K-fold splits identical to nnU-Net (sklearn KFold with numpy's legacy shuffle) and splits_final.json I/O.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <set>
 
+#include "common/file_io.hpp"
 #include "data/dataset.hpp"
 
 namespace e2e {
@@ -106,11 +105,11 @@ std::vector<FoldSplit> kfold_splits(const std::vector<std::string>& sorted_case_
 }
 
 std::vector<FoldSplit> read_splits_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(fmt::format("{}: file not found or not readable", path));
+  const std::optional<std::string> text = try_read_file(path);
+  if (!text) throw InputError(fmt::format("{}: file not found or not readable", path));
   json doc;
   try {
-    doc = json::parse(in);
+    doc = json::parse(*text);
   } catch (const json::exception& e) {
     throw InputError(fmt::format("{}: not valid JSON ({})", path, e.what()));
   }
@@ -130,27 +129,7 @@ std::vector<FoldSplit> read_splits_json(const std::string& path) {
 void write_splits_json(const std::string& path, const std::vector<FoldSplit>& splits) {
   json doc = json::array();
   for (const FoldSplit& split : splits) doc.push_back({{"train", split.train}, {"val", split.val}});
-  static std::atomic<unsigned> counter{0};
-  const fs::path target(path);
-  const fs::path temp = target.parent_path() /
-                        fmt::format(".e2e-tmp-{}-{}-{}", ::getpid(), counter++, target.filename().string());
-  {
-    std::ofstream out(temp);
-    out << doc.dump(4) << "\n";
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(temp, ignored);
-      throw InputError(fmt::format("{}: cannot write", path));
-    }
-  }
-  std::error_code ec;
-  fs::rename(temp, target, ec);
-  if (ec) {
-    const std::string reason = ec.message();
-    fs::remove(temp, ec);
-    throw InputError(fmt::format("{}: cannot write ({})", path, reason));
-  }
+  write_file_atomically(path, doc.dump(4) + "\n");
 }
 
 }  // namespace e2e

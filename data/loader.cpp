@@ -31,7 +31,7 @@ std::vector<std::shared_ptr<const PreprocessedCase>> load_cases(const CaseSource
                                                                 int64_t iteration, const BatchSlice& slice) {
   std::vector<std::shared_ptr<const PreprocessedCase>> cases;
   for (int64_t g = slice.begin; g < slice.end; ++g) {
-    Rng rng(sample_key(options, iteration, g), DrawStream::kCase);
+    Rng rng(draw_seed(sample_key(options, iteration, g), DrawStream::kCase));
     const std::size_t index = rng.below(source.size());
     auto c = source.load(index);
     if (!c)
@@ -84,7 +84,7 @@ Batch build_batch(const CaseSource& source, const LoaderOptions& options, int64_
     const PreprocessedCase& c = *cases[j];
     const bool forced =
         must_contain_foreground(g, options.global_batch_size, options.foreground_oversampling);
-    Rng placement_rng(key, DrawStream::kPlacement);
+    Rng placement_rng(draw_seed(key, DrawStream::kPlacement));
     const PatchPlacement placement = place_patch(c, patch, sampling, forced, placement_rng);
     const PatchRef out = batch.sample(j);
     const AugmentDraw draw = draw_augmentation(augment, key, batch.channels, dummy_2d);

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 
+#include "common/random.hpp"
 #include "data/plan.hpp"
 #include "data/resample.hpp"
 
@@ -44,18 +45,10 @@ std::mt19937_64 case_generator(uint64_t seed, const std::string& case_id, uint64
   return std::mt19937_64(sequence);
 }
 
-uint64_t draw_below(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t threshold = (0 - n) % n;
-  while (true) {
-    const uint64_t r = rng();
-    if (r >= threshold) return r % n;
-  }
-}
-
-// Moves a uniformly random subset of k elements to the front (partial Fisher–Yates) and drops the rest.
+// Moves a uniformly random subset of k elements to the front and drops the rest.
 void keep_random_subset(std::vector<int64_t>& items, std::size_t k, std::mt19937_64& rng) {
   k = std::min(k, items.size());
-  for (std::size_t i = 0; i < k; ++i) std::swap(items[i], items[i + draw_below(rng, items.size() - i)]);
+  choose_prefix(items, k, rng);
   items.resize(k);
 }
 

@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "common/file_io.hpp"
 #include "configs/hash.hpp"
 #include "data/preprocess.hpp"
 
@@ -212,27 +213,6 @@ void fsync_path(const std::string& path, bool directory) {
   ::close(fd);
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string temporary = path + kPartialSuffix + std::to_string(::getpid());
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw InputError(fmt::format("{}: cannot write", temporary));
-  }
-  fsync_path(temporary, false);
-  std::error_code ec;
-  fs::rename(temporary, path, ec);
-  if (ec) {
-    fs::remove(temporary, ec);
-    throw InputError(fmt::format("{}: cannot write ({})", path, ec.message()));
-  }
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 struct Outputs {
   std::string store;
   std::string plan;
@@ -253,7 +233,7 @@ bool same_splits(const std::vector<FoldSplit>& a, const std::vector<FoldSplit>& 
 }
 
 bool splits_file_matches(const std::string& path, const std::vector<FoldSplit>& splits) {
-  const json existing = json::parse(read_text_file(path), nullptr, false);
+  const json existing = json::parse(try_read_file(path).value_or(""), nullptr, false);
   if (existing.is_discarded() || !existing.is_array()) return false;
   try {
     return same_splits(splits_from_json(existing), splits);
@@ -265,8 +245,8 @@ bool splits_file_matches(const std::string& path, const std::vector<FoldSplit>& 
 // The human-readable copies next to the store, rewritten from the store's own texts when they differ.
 void write_side_files(const Outputs& out, const std::string& plan, const std::string& fingerprint,
                       const std::string& splits) {
-  if (read_text_file(out.plan) != plan) write_file_atomic(out.plan, plan);
-  if (read_text_file(out.fingerprint) != fingerprint) write_file_atomic(out.fingerprint, fingerprint);
+  if (try_read_file(out.plan) != plan) write_file_atomically(out.plan, plan);
+  if (try_read_file(out.fingerprint) != fingerprint) write_file_atomically(out.fingerprint, fingerprint);
   const std::vector<FoldSplit> folds = splits_from_json(json::parse(splits));
   if (!splits_file_matches(out.splits, folds)) write_splits_json(out.splits, folds);
 }

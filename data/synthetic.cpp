@@ -17,6 +17,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/file_io.hpp"
+#include "common/random.hpp"
+
 namespace e2e {
 
 namespace fs = std::filesystem;
@@ -28,14 +31,6 @@ constexpr int kGeneratorVersion = 1;  // bump when the same seed starts giving d
 
 // ---- random numbers (own generator and transforms: identical datasets with any compiler or library) ----
 
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 enum class Stream : uint64_t { kDatasetLayout = 1, kContrast, kCase };
 
 uint64_t stream_seed(uint64_t seed, Stream stream, uint64_t index) {
@@ -43,21 +38,12 @@ uint64_t stream_seed(uint64_t seed, Stream stream, uint64_t index) {
                mix64(index + 1));
 }
 
-class Random {
- public:
-  explicit Random(uint64_t seed) : state_(seed) {}
-  uint64_t next() { return mix64(state_ += 0x9e3779b97f4a7c15ULL); }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  double uniform(double low, double high) { return low + (high - low) * uniform(); }
-  double normal() {
-    const double u1 = 1.0 - uniform();  // (0, 1]
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * kPi * uniform());
-  }
-  int64_t below(int64_t n) { return std::min<int64_t>(n - 1, static_cast<int64_t>(uniform() * n)); }
+using Random = SplitMix64;  // common/random.hpp
 
- private:
-  uint64_t state_;
-};
+// Integer in [0, n) by scaling a uniform draw (slightly biased; kept: it is part of kGeneratorVersion 1).
+int64_t scaled_below(Random& random, int64_t n) {
+  return std::min<int64_t>(n - 1, static_cast<int64_t>(random.uniform() * n));
+}
 
 // ---- geometry in millimetres ----
 
@@ -301,7 +287,7 @@ class TissueBuilder {
 
   // 1 to 3 small blobs inside the large organ (class 1): small, low-contrast, hard to find.
   void draw_lesions(int label) {
-    const int count = 1 + static_cast<int>(random_.below(3));
+    const int count = 1 + static_cast<int>(scaled_below(random_, 3));
     for (int i = 0; i < count; ++i) {
       const double r = random_.uniform(0.06, 0.11) * body_.small_radius();
       const Vec3 centre = point_inside(organ_tissue(1));
@@ -314,8 +300,8 @@ class TissueBuilder {
   // A random voxel centre of the given tissue (the body centre when there is none).
   Vec3 point_inside(uint8_t tissue) {
     for (int attempt = 0; attempt < 200; ++attempt) {
-      const int64_t z = random_.below(grid_.shape[0]), y = random_.below(grid_.shape[1]),
-                    x = random_.below(grid_.shape[2]);
+      const int64_t z = scaled_below(random_, grid_.shape[0]), y = scaled_below(random_, grid_.shape[1]),
+                    x = scaled_below(random_, grid_.shape[2]);
       if (tissue_.at(z, y, x) == tissue)
         return {grid_.coordinate(2, x), grid_.coordinate(1, y), grid_.coordinate(0, z)};
     }
@@ -340,7 +326,7 @@ class TissueBuilder {
 
   // Small, bright, unlabelled structures near the body wall.
   void draw_ribs() {
-    const int count = 8 + static_cast<int>(random_.below(6));
+    const int count = 8 + static_cast<int>(scaled_below(random_, 6));
     for (int i = 0; i < count; ++i) {
       double angle = random_.uniform(-kPi, kPi);
       if (std::fabs(angle - kPi / 2) < 0.45) angle += kPi;  // not through the spine (posterior midline)
@@ -641,26 +627,6 @@ void check_output_folder(const fs::path& target, bool force) {
         fmt::format("--out {}: not a dataset folder (no dataset.json); refusing to replace it even "
                     "with --force",
                     target.string()));
-}
-
-// Moves the finished temporary folder into place; an existing target is moved aside first and removed after.
-void replace_folder(const fs::path& temporary, const fs::path& target) {
-  std::error_code ec;
-  if (!fs::exists(target, ec)) {
-    fs::rename(temporary, target);
-    return;
-  }
-  const fs::path old =
-      target.parent_path() / fmt::format(".{}.old-{}", target.filename().string(), ::getpid());
-  fs::remove_all(old);
-  fs::rename(target, old);
-  try {
-    fs::rename(temporary, target);
-  } catch (...) {
-    fs::rename(old, target, ec);  // put the previous dataset back
-    throw;
-  }
-  fs::remove_all(old, ec);
 }
 
 fs::path normalized_target(const std::string& out_dir) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/file_io.hpp"
 #include "configs/config.hpp"
 #include "configs/hash.hpp"
 #include "db/store.hpp"
@@ -93,15 +94,6 @@ class Fields {
   std::string where_;
 };
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError("result bundle: cannot read '" + path.string() + "'");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// ----------------------------------------------------------------------------------------------------------
 // bundle → JSON
 
 json epoch_json(const EpochRow& e) {
@@ -295,7 +287,6 @@ void write_result_bundle(const std::string& dir, const ResultBundle& bundle) {
   fs::path target = fs::path(dir).lexically_normal();
   if (target.filename().empty()) target = target.parent_path();
   const fs::path staging = target.string() + ".partial";
-  const fs::path previous = target.string() + ".previous";
   fs::remove_all(staging);
   fs::create_directories(staging / "masks");
   if (bundle.result && bundle.result->final_masks)
@@ -304,10 +295,7 @@ void write_result_bundle(const std::string& dir, const ResultBundle& bundle) {
   for (const MaskSnapshot& m : bundle.periodic_masks)
     write_bytes(staging / mask_file_name(m), m.topology.serialize());
   write_bytes(staging / "bundle.json", bundle_json(bundle).dump(2) + "\n");
-  fs::remove_all(previous);
-  if (fs::exists(target)) fs::rename(target, previous);
-  fs::rename(staging, target);
-  fs::remove_all(previous);
+  replace_folder(staging, target);
 }
 
 ResultBundle read_result_bundle(const std::string& dir) {

@@ -1,6 +1,6 @@
 #include "db/csv.hpp"
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 
 namespace e2e {
 

@@ -9,7 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
+#include "common/json_number.hpp"
 #include "db/csv.hpp"
 
 namespace e2e {
@@ -120,8 +121,7 @@ class TableWriter {
           object[name] = row.int64(c);
           break;
         case Statement::Type::Real:
-          object[name] =
-              std::isfinite(row.real(c)) ? nlohmann::ordered_json(row.real(c)) : nlohmann::ordered_json();
+          object[name] = json_number<nlohmann::ordered_json>(row.real(c));
           break;
         case Statement::Type::Blob:
           object[name] = blob_file(row, c);

@@ -9,7 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
+#include "common/json_number.hpp"
 
 namespace e2e {
 
@@ -159,8 +160,7 @@ std::string fusion_json(const FusionReport& report) {
                      {"forward", direction_json(n.forward)},
                      {"upward", direction_json(n.upward)},
                      {"downward", direction_json(n.downward)},
-                     {"up_conv_density",
-                      std::isnan(n.up_conv_density) ? nlohmann::json() : nlohmann::json(n.up_conv_density)}});
+                     {"up_conv_density", json_number(n.up_conv_density)}});
   const nlohmann::json out = {{"job", report.job.id},
                               {"experiment", report.job.experiment},
                               {"fold", report.job.fold},

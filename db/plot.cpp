@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/file_io.hpp"
 #include "db/sqlite.hpp"
 
 extern char** environ;
@@ -55,13 +56,6 @@ std::string terminal_preamble(const fs::path& png, int width, int height) {
       width, height, quoted(png.string()));
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // Runs gnuplot on the script (no shell involved), then moves the PNG into place.
 void run_gnuplot(const TempDir& dir, const std::string& script, const std::string& png_path) {
   const fs::path script_path = dir.path() / "plot.gp";
@@ -83,12 +77,8 @@ void run_gnuplot(const TempDir& dir, const std::string& script, const std::strin
   waitpid(pid, &status, 0);
   const fs::path produced = dir.path() / "figure.png";
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !fs::exists(produced))
-    throw StoreError("gnuplot failed: " + read_text(log_path).substr(0, 500));
-  const fs::path target(png_path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const fs::path staging = target.string() + ".tmp";
-  fs::copy_file(produced, staging, fs::copy_options::overwrite_existing);
-  fs::rename(staging, target);
+    throw StoreError("gnuplot failed: " + try_read_file(log_path.string()).value_or("").substr(0, 500));
+  write_file_atomically(png_path, read_file(produced.string()));
 }
 
 std::string number(double value) {

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <limits>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 
 namespace e2e {
 

@@ -7,6 +7,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "common/json_number.hpp"
+
 namespace e2e {
 
 namespace {
@@ -97,8 +99,7 @@ std::string status_json(const StatusSummary& s) {
       {"epochs_done", s.epochs_done},
       {"epochs_total", s.epochs_total},
       {"progress", s.progress},
-      {"mean_epoch_seconds",
-       std::isnan(s.mean_epoch_seconds) ? nlohmann::json() : nlohmann::json(s.mean_epoch_seconds)},
+      {"mean_epoch_seconds", json_number(s.mean_epoch_seconds)},
       {"eta_seconds", s.eta_seconds ? nlohmann::json(*s.eta_seconds) : nlohmann::json()},
       {"running", running}};
   return out.dump(2) + "\n";

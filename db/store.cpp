@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/json_number.hpp"
 #include "configs/config.hpp"
 #include "db/reader.hpp"
 #include "db/schema.hpp"
@@ -19,7 +20,7 @@ namespace {
 
 std::string json_array(const std::vector<double>& values) {
   nlohmann::json out = nlohmann::json::array();
-  for (double v : values) out.push_back(std::isfinite(v) ? nlohmann::json(v) : nlohmann::json());
+  for (double v : values) out.push_back(json_number(v));
   return out.dump();
 }
 

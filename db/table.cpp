@@ -6,14 +6,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
+#include "common/file_io.hpp"
+#include "common/json_number.hpp"
 #include "db/csv.hpp"
 
 namespace e2e {
@@ -286,11 +288,9 @@ std::vector<BaselineRow> parse_baselines_csv(const std::string& text, const std:
 }
 
 std::vector<BaselineRow> read_baselines_csv(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError("baselines file '" + path + "': cannot be read");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_baselines_csv(text.str(), path);
+  const std::optional<std::string> text = try_read_file(path);
+  if (!text) throw InputError("baselines file '" + path + "': cannot be read");
+  return parse_baselines_csv(*text, path);
 }
 
 // ----------------------------------------------------------------------------------------------------------
@@ -453,35 +453,30 @@ std::string format_latex(const ReportTable& t, bool per_class) {
   return out + "\\hline\n\\end{tabular}\n";
 }
 
-nlohmann::json number_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json();
-}
-
 std::string format_json(const ReportTable& t) {
   nlohmann::json rows = nlohmann::json::array();
   for (const TableRow& row : t.rows) {
     nlohmann::json classes = nlohmann::json::object();
-    for (std::size_t c = 0; c < t.classes.size(); ++c)
-      classes[t.classes[c]] = number_or_null(row.class_dice[c]);
+    for (std::size_t c = 0; c < t.classes.size(); ++c) classes[t.classes[c]] = json_number(row.class_dice[c]);
     rows.push_back({{"method", row.method},
                     {"baseline", row.baseline},
                     {"sparsity", row.baseline ? nlohmann::json() : nlohmann::json(row.sparsity)},
                     {"folds", row.folds},
                     {"jobs", row.jobs},
                     {"class_dice", classes},
-                    {"mdice", number_or_null(row.mdice)},
-                    {"mdice_sd", number_or_null(row.mdice_sd)},
-                    {"mnsd", number_or_null(row.mnsd)},
-                    {"mhd95", number_or_null(row.mhd95)},
-                    {"params_m", number_or_null(row.params_m)},
-                    {"gflops", number_or_null(row.gflops)},
-                    {"pt", number_or_null(row.pt)},
+                    {"mdice", json_number(row.mdice)},
+                    {"mdice_sd", json_number(row.mdice_sd)},
+                    {"mnsd", json_number(row.mnsd)},
+                    {"mhd95", json_number(row.mhd95)},
+                    {"params_m", json_number(row.params_m)},
+                    {"gflops", json_number(row.gflops)},
+                    {"pt", json_number(row.pt)},
                     {"postprocessing", row.baseline ? nlohmann::json() : nlohmann::json(row.postprocessing)},
                     {"cases_scored", row.cases_scored},
                     {"cases_total", row.cases_total},
-                    {"level0_density", number_or_null(row.level0_density)},
-                    {"ms_per_patch_dense", number_or_null(row.ms_per_patch_dense)},
-                    {"ms_per_patch_sparse", number_or_null(row.ms_per_patch_sparse)}});
+                    {"level0_density", json_number(row.level0_density)},
+                    {"ms_per_patch_dense", json_number(row.ms_per_patch_dense)},
+                    {"ms_per_patch_sparse", json_number(row.ms_per_patch_sparse)}});
   }
   const nlohmann::json out = {
       {"experiment", t.experiment},

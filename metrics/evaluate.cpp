@@ -5,6 +5,8 @@
 #include <limits>
 #include <set>
 
+#include "common/json_number.hpp"
+
 namespace e2e {
 namespace {
 
@@ -181,10 +183,6 @@ StructureMetrics evaluate_structure(const LabelMap& gt, const LabelMap& pred, co
   return result;
 }
 
-nlohmann::json number_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
-}
-
 }  // namespace
 
 double EvaluationOptions::tolerance_for_class(int label) const {
@@ -332,13 +330,13 @@ nlohmann::json to_json(const StructureMetrics& m) {
           {"is_region", m.is_region},
           {"gt_voxels", m.gt_voxels},
           {"pred_voxels", m.pred_voxels},
-          {"dice", number_or_null(m.dice)},
-          {"nsd", number_or_null(m.nsd)},
+          {"dice", json_number(m.dice)},
+          {"nsd", json_number(m.nsd)},
           {"nsd_tolerance_mm", m.nsd_tolerance_mm},
-          {"hd", number_or_null(m.hd)},
+          {"hd", json_number(m.hd)},
           {"hd_infinite", std::isinf(m.hd)},
-          {"nsd_fixed_spacing", number_or_null(m.nsd_fixed_spacing)},
-          {"hd95_pooled", number_or_null(m.hd95_pooled)}};
+          {"nsd_fixed_spacing", json_number(m.nsd_fixed_spacing)},
+          {"hd95_pooled", json_number(m.hd95_pooled)}};
 }
 
 nlohmann::json to_json(const CaseMetrics& metrics) {
@@ -354,26 +352,26 @@ nlohmann::json to_json(const EvaluationSummary& summary) {
                           {"labels", s.labels},
                           {"is_region", s.is_region},
                           {"nsd_tolerance_mm", s.nsd_tolerance_mm},
-                          {"mean_dice", number_or_null(s.mean_dice)},
-                          {"mean_nsd", number_or_null(s.mean_nsd)},
-                          {"mean_hd", number_or_null(s.mean_hd)},
+                          {"mean_dice", json_number(s.mean_dice)},
+                          {"mean_nsd", json_number(s.mean_nsd)},
+                          {"mean_hd", json_number(s.mean_hd)},
                           {"mean_hd_infinite", std::isinf(s.mean_hd)},
-                          {"mean_nsd_fixed_spacing", number_or_null(s.mean_nsd_fixed_spacing)},
-                          {"mean_hd95_pooled", number_or_null(s.mean_hd95_pooled)},
+                          {"mean_nsd_fixed_spacing", json_number(s.mean_nsd_fixed_spacing)},
+                          {"mean_hd95_pooled", json_number(s.mean_hd95_pooled)},
                           {"cases_scored", s.cases_scored}});
   }
   return {{"cases", summary.cases},
           {"structures", structures},
-          {"mean_dice", number_or_null(summary.mean_dice)},
-          {"mean_nsd", number_or_null(summary.mean_nsd)},
-          {"mean_hd", number_or_null(summary.mean_hd)},
-          {"region_mean_dice", number_or_null(summary.region_mean_dice)},
-          {"region_mean_nsd", number_or_null(summary.region_mean_nsd)},
-          {"region_mean_hd", number_or_null(summary.region_mean_hd)},
-          {"mean_nsd_fixed_spacing", number_or_null(summary.mean_nsd_fixed_spacing)},
-          {"mean_hd95_pooled", number_or_null(summary.mean_hd95_pooled)},
-          {"region_mean_nsd_fixed_spacing", number_or_null(summary.region_mean_nsd_fixed_spacing)},
-          {"region_mean_hd95_pooled", number_or_null(summary.region_mean_hd95_pooled)}};
+          {"mean_dice", json_number(summary.mean_dice)},
+          {"mean_nsd", json_number(summary.mean_nsd)},
+          {"mean_hd", json_number(summary.mean_hd)},
+          {"region_mean_dice", json_number(summary.region_mean_dice)},
+          {"region_mean_nsd", json_number(summary.region_mean_nsd)},
+          {"region_mean_hd", json_number(summary.region_mean_hd)},
+          {"mean_nsd_fixed_spacing", json_number(summary.mean_nsd_fixed_spacing)},
+          {"mean_hd95_pooled", json_number(summary.mean_hd95_pooled)},
+          {"region_mean_nsd_fixed_spacing", json_number(summary.region_mean_nsd_fixed_spacing)},
+          {"region_mean_hd95_pooled", json_number(summary.region_mean_hd95_pooled)}};
 }
 
 nlohmann::json reference_variants_json(const EvaluationOptions& options) {

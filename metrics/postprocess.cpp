@@ -5,6 +5,8 @@
 #include <limits>
 #include <set>
 
+#include "common/json_number.hpp"
+
 namespace e2e {
 namespace {
 
@@ -203,10 +205,6 @@ void check_measured(const std::vector<PostprocessingCaseDice>& cases) {
   }
 }
 
-nlohmann::json number_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
-}
-
 double number_or_nan(const nlohmann::json& value, const std::string& field) {
   if (value.is_null()) return kNaN;
   if (!value.is_number()) throw InputError(field + ": expected a number or null, got " + value.dump());
@@ -215,7 +213,7 @@ double number_or_nan(const nlohmann::json& value, const std::string& field) {
 
 nlohmann::json means_to_json(const std::map<int, double>& means) {
   nlohmann::json out = nlohmann::json::object();
-  for (const auto& [label, mean] : means) out[std::to_string(label)] = number_or_null(mean);
+  for (const auto& [label, mean] : means) out[std::to_string(label)] = json_number(mean);
   return out;
 }
 
@@ -267,7 +265,7 @@ std::vector<double> dice_list_from_json(const nlohmann::json& value, std::size_t
 
 nlohmann::json dice_list_to_json(const std::vector<double>& values) {
   nlohmann::json out = nlohmann::json::array();
-  for (double v : values) out.push_back(number_or_null(v));
+  for (double v : values) out.push_back(json_number(v));
   return out;
 }
 

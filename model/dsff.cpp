@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <random>
 #include <stdexcept>
 
+#include "common/random.hpp"
 #include "model/optimizer_state.hpp"
-#include "model/rng.hpp"
 
 namespace e2e {
 

@@ -15,12 +15,12 @@
 #include <sstream>
 #include <thread>
 
+#include "common/file_io.hpp"
 #include "configs/config.hpp"
 #include "data/nifti.hpp"
 #include "metrics/evaluate.hpp"
 #include "metrics/folder_evaluation.hpp"
 #include "orchestrator/commands.hpp"
-#include "worker/checkpoint.hpp"
 
 namespace e2e {
 

@@ -5,7 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "orchestrator/build_info.hpp"
 #include "orchestrator/commands.hpp"
 

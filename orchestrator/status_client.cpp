@@ -16,7 +16,7 @@
 #include <optional>
 #include <stdexcept>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "orchestrator/status_server.hpp"
 
 namespace e2e {

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "orchestrator/commands.hpp"
 #include "orchestrator/status_client.hpp"
 #include "orchestrator/status_store.hpp"

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <thread>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 
 namespace e2e {
 namespace {

@@ -177,8 +177,9 @@ TEST(CheckCase, RejectsInconsistentCasesNamingThem) {
 
 TEST(Rng, SameKeySameDrawsAndStreamsAreIndependent) {
   const DrawKey key{42, 0, 7, 3};
-  Rng a(key, DrawStream::kSpatial), b(key, DrawStream::kSpatial), c(key, DrawStream::kNoise);
-  Rng d(DrawKey{42, 0, 7, 4}, DrawStream::kSpatial);
+  Rng a(draw_seed(key, DrawStream::kSpatial)), b(draw_seed(key, DrawStream::kSpatial)),
+      c(draw_seed(key, DrawStream::kNoise));
+  Rng d(draw_seed(DrawKey{42, 0, 7, 4}, DrawStream::kSpatial));
   int same_as_other_stream = 0, same_as_other_sample = 0;
   for (int i = 0; i < 100; ++i) {
     const uint64_t v = a.next_u64();

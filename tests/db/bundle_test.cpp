@@ -211,7 +211,7 @@ TEST(ResultBundles, BadBundlesAreRefusedAndNothingIsImported) {
   testing::write_text(json_path, "{ not json");
   EXPECT_THAT(import_error(store, {dir.file("good"), dir.file("bad")}), HasSubstr("not valid JSON"));
   EXPECT_THROW(find_bundles({dir.file("nowhere")}), InputError);
-  EXPECT_THAT(import_error(store, {dir.file("nowhere")}), HasSubstr("cannot read"));
+  EXPECT_THAT(import_error(store, {dir.file("nowhere")}), HasSubstr("bundle.json: cannot open"));
 
   EXPECT_EQ(count_rows(store, "jobs"), 0);
   EXPECT_EQ(count_rows(store, "experiments"), 0);

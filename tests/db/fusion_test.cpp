@@ -5,7 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "db/fusion.hpp"
 #include "db_fixtures.hpp"
 

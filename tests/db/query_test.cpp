@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "db/export.hpp"
 #include "db/plot.hpp"
 #include "db/reader.hpp"

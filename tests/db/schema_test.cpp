@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "db/reader.hpp"
 #include "db/schema.hpp"
 #include "db_fixtures.hpp"

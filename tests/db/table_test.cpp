@@ -6,7 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "db/table.hpp"
 #include "db_fixtures.hpp"
 

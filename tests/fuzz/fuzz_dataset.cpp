@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "data/dataset.hpp"
 #include "tests/fuzz/fuzz_util.hpp"
 

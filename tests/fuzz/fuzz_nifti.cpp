@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "data/nifti.hpp"
 #include "tests/fuzz/fuzz_util.hpp"
 

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <thread>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "db/store.hpp"
 #include "orchestrator/status_client.hpp"
 #include "orchestrator/status_server.hpp"

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 #include "orchestrator/status_client.hpp"
 #include "orchestrator/status_server.hpp"
 #include "tests/status/status_test_util.hpp"

@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "model/rng.hpp"
+#include "common/random.hpp"
 #include "worker/trainer.hpp"
 
 namespace e2e {

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
 
 namespace e2e {
 namespace {

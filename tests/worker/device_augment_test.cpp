@@ -42,7 +42,7 @@ struct Samples {
     box_label = torch::empty({n, box[0], box[1], box[2]}, torch::kInt16);
     for (int64_t i = 0; i < n; ++i) {
       const DrawKey key{seed, 0, 0, i};
-      Rng rng(key, DrawStream::kPlacement);
+      Rng rng(draw_seed(key, DrawStream::kPlacement));
       placements.push_back(place_patch(*c, patch, box, i % 2 == 1, rng));
       keys.push_back(key);
       draws.push_back(draw_augmentation(options, key, channels, is_dummy_2d(patch)));
