@@ -1,13 +1,21 @@
 #include "orchestrator/sweep.hpp"
 
 #include <mpi.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/dist_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <memory>
 #include <thread>
 
+#include "common/json_number.hpp"
+#include "common/version.hpp"
 #include "configs/hash.hpp"
 #include "data/dataset.hpp"
 #include "db/store.hpp"
@@ -15,10 +23,12 @@
 #include "orchestrator/signals.hpp"
 #include "orchestrator/status_server.hpp"
 #include "orchestrator/status_store.hpp"
+#include "orchestrator/sweep_view.hpp"
 #include "worker/data_source.hpp"
 #include "worker/ensemble.hpp"
 #include "worker/job.hpp"
 #include "worker/mpi_communicator.hpp"
+#include "worker/progress.hpp"
 
 namespace e2e {
 
@@ -41,6 +51,115 @@ enum Tag : int {
 
 constexpr int kCoordinator = 0;
 
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A training step report: PROGRESS {"job", "step": …} (no store write; the live view only).
+nlohmann::json step_to_json(const StepProgress& p) {
+  return {{"epoch", p.epoch},
+          {"epochs", p.epochs},
+          {"step", p.step},
+          {"steps", p.steps},
+          {"loss", json_number(p.mean_loss)},
+          {"it_s", p.iterations_per_second}};
+}
+
+// Sends at most one step report per interval (and none from ranks that are not the leader).
+std::function<void(const StepProgress&)> throttled_steps(std::function<void(const StepProgress&)> send,
+                                                         double interval_seconds) {
+  auto last = std::make_shared<double>(0.0);
+  return [send = std::move(send), interval_seconds, last](const StepProgress& p) {
+    const double now = now_seconds();
+    if (now - *last < interval_seconds) return;
+    *last = now;
+    send(p);
+  };
+}
+
+// The coordinator's terminal output: a live view redrawn in place (about 4 times a second) with log lines
+// scrolling above it, or, when the output is not a terminal, log lines and a summary line every 30 s.
+class SweepDisplay {
+ public:
+  SweepDisplay(const SweepOptions& options, int groups)
+      : tracker_(options.config.experiment, groups, now_seconds()) {
+    TerminalInfo terminal = output_terminal(1);
+    if (options.view == "live") terminal.terminal = true;
+    if (options.view == "log") terminal.terminal = false;
+    if (!terminal.terminal) return;
+    frame_ = std::make_shared<TerminalFrame>(stdout, terminal.columns);
+    auto& sinks = spdlog::default_logger()->sinks();
+    saved_sinks_ = sinks;
+    sinks = {std::make_shared<FrameSink>(frame_)};
+  }
+  ~SweepDisplay() {
+    if (!frame_) return;
+    frame_->clear();
+    spdlog::default_logger()->sinks() = saved_sinks_;
+  }
+  SweepDisplay(const SweepDisplay&) = delete;
+  SweepDisplay& operator=(const SweepDisplay&) = delete;
+
+  SweepTracker& tracker() { return tracker_; }
+
+  // Redraws or logs when due.
+  void tick() {
+    const double now = now_seconds();
+    if (frame_) {
+      if (now - last_output_ < 0.25) return;
+      last_output_ = now;
+      frame_->draw(render_view(tracker_.state(now)));
+    } else if (now - last_output_ >= 30) {
+      if (last_output_ > 0) spdlog::info("progress: {}", render_summary(tracker_.state(now)));
+      last_output_ = now;
+    }
+  }
+
+  // The view's last word, as a log line (the live block goes away).
+  void finish(const std::string& what) {
+    if (frame_) frame_->clear();
+    spdlog::info("{}: {}", what, render_summary(tracker_.state(now_seconds())));
+  }
+
+ private:
+  SweepTracker tracker_;
+  std::shared_ptr<TerminalFrame> frame_;
+  std::vector<spdlog::sink_ptr> saved_sinks_;
+  double last_output_ = 0;
+};
+
+// A worker rank's log: its job folder's worker.log while a job runs, errors on stderr. The sinks change
+// under a dist_sink's lock, so the data-loader threads may log at any time.
+class WorkerLog {
+ public:
+  explicit WorkerLog(int rank) : sinks_(std::make_shared<spdlog::sinks::dist_sink_mt>()), rank_(rank) {
+    auto errors = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    errors->set_level(spdlog::level::err);
+    errors->set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S.%e] [rank {}] [%l] %v", rank));
+    sinks_->add_sink(errors);
+    auto logger = std::make_shared<spdlog::logger>("worker", sinks_);
+    logger->set_level(spdlog::default_logger()->level());
+    logger->flush_on(spdlog::level::info);  // a kill -9 loses no line
+    spdlog::set_default_logger(logger);
+  }
+
+  void attach(const std::string& job_dir) {
+    fs::create_directories(job_dir);
+    file_ = std::make_shared<spdlog::sinks::basic_file_sink_mt>((fs::path(job_dir) / "worker.log").string());
+    file_->set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S.%e] [rank {}] [%l] %v", rank_));
+    sinks_->add_sink(file_);
+  }
+  void detach() {
+    if (file_) sinks_->remove_sink(file_);
+    file_.reset();
+  }
+
+ private:
+  std::shared_ptr<spdlog::sinks::dist_sink_mt> sinks_;
+  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file_;
+  int rank_;
+};
+
 void send_message(int destination, Tag tag, const nlohmann::json& body) {
   const std::string text = body.dump();
   MPI_Send(text.data(), static_cast<int>(text.size()), MPI_CHAR, destination, tag, MPI_COMM_WORLD);
@@ -58,16 +177,11 @@ nlohmann::json receive_message(int source, int tag, MPI_Status* status_out = nul
 }
 
 std::string job_dir(const SweepOptions& options, int fold, double sparsity, uint64_t seed) {
-  return (fs::path(options.runs_dir) / options.config.experiment /
-          fmt::format("fold{}_s{}_seed{}", fold, sparsity, seed))
-      .string();
+  return job_folder(options.runs_dir, options.config.experiment, fold, sparsity, seed);
 }
 
-// The test ensemble of a (sparsity, seed) cell: <runs_dir>/<experiment>/test_s<S>_seed<N>.
 std::string ensemble_dir(const SweepOptions& options, double sparsity, uint64_t seed) {
-  return (fs::path(options.runs_dir) / options.config.experiment /
-          fmt::format("test_s{}_seed{}", sparsity, seed))
-      .string();
+  return ensemble_folder(options.runs_dir, options.config.experiment, sparsity, seed);
 }
 
 std::string hex(const std::string& bytes) {
@@ -105,7 +219,7 @@ class Coordinator {
     info.config_json = config_to_json(options_.config);
     info.config_hash = config_hash(options_.config);
     info.dataset_fingerprint = fingerprint_of(store_dir);
-    info.code_version = "e2e 0.1.0";
+    info.code_version = kCodeVersion;
     experiment_id_ = store_->upsert_experiment(info);
     const std::size_t test_cases = count_test_cases();
     record_splits(store_dir);
@@ -125,33 +239,49 @@ class Coordinator {
   // The in-process mode (a world of one rank): claim, train, record, until nothing is runnable.
   int run_in_process() {
     SingleProcessCommunicator comm;
-    while (!stop_->load()) {
-      auto claim = store_->claim_next(experiment_id_, 0, host_name());
-      if (!claim) break;
-      const int64_t id = claim->job.id;
-      TrainerHooks hooks;
-      hooks.on_epoch = [&](const EpochRecord& r) { store_->record_epoch(id, to_epoch_row(r)); };
-      hooks.on_checkpoint = [&](const std::string& path, int64_t iteration) {
-        store_->mark_checkpointed(id, {path, sha256_file(path), iteration});
-      };
-      EnsembleHooks ensemble_hooks;
-      ensemble_hooks.on_case = [&](const std::string& case_id, std::size_t done, std::size_t total) {
-        record_case_done(id, case_id, done, total);
-      };
-      const nlohmann::json outcome =
-          run_claimed_job(options_, to_message(*claim), comm, stop_, hooks, ensemble_hooks);
-      handle_outcome(id, outcome);
-      if (outcome.value("preempted", false)) return kExitPreempted;
-    }
-    return stop_->load() ? kExitPreempted : finish_code();
+    display_ = std::make_unique<SweepDisplay>(options_, 1);
+    refresh_totals();
+    const int code = [&] {
+      while (!stop_->load()) {
+        auto claim = store_->claim_next(experiment_id_, 0, host_name());
+        if (!claim) break;
+        job_started(0, *claim);
+        const int64_t id = claim->job.id;
+        TrainerHooks hooks;
+        hooks.on_epoch = [&](const EpochRecord& r) { store_->record_epoch(id, to_epoch_row(r)); };
+        hooks.on_checkpoint = [&](const std::string& path, int64_t iteration) {
+          store_->mark_checkpointed(id, {path, sha256_file(path), iteration});
+        };
+        hooks.on_step = [&](const StepProgress& p) {
+          display_->tracker().step(id, p.epoch, p.epochs, p.step, p.steps, p.mean_loss,
+                                   p.iterations_per_second);
+          display_->tick();
+        };
+        EnsembleHooks ensemble_hooks;
+        ensemble_hooks.on_case = [&](const std::string& case_id, std::size_t done, std::size_t total) {
+          record_case_done(id, case_id, done, total);
+          display_->tick();
+        };
+        const nlohmann::json outcome =
+            run_claimed_job(options_, to_message(*claim), comm, stop_, hooks, ensemble_hooks);
+        handle_outcome(id, outcome);
+        if (outcome.value("preempted", false)) return kExitPreempted;
+      }
+      return stop_->load() ? kExitPreempted : finish_code();
+    }();
+    display_->finish(code == kExitPreempted ? "sweep stopped" : "sweep finished");
+    return code;
   }
 
   // The coordinator of a world of N > 1 ranks.
   int serve(int groups, const std::vector<int>& leaders) {
+    display_ = std::make_unique<SweepDisplay>(options_, groups);
+    refresh_totals();
     int stopped = 0;
     bool stop_sent = false;
     std::map<int64_t, int> running;  // job → leader rank
     while (stopped < groups) {
+      display_->tick();
       if (stop_->load() && !stop_sent) {
         spdlog::warn("stop requested: telling {} worker group(s) to checkpoint", groups);
         for (int leader : leaders) send_message(leader, kStopNow, nlohmann::json::object());
@@ -177,6 +307,7 @@ class Coordinator {
               store_->claim_next(experiment_id_, message.value("group", 0), message.value("node", ""));
           if (claim) {
             running[claim->job.id] = source;
+            job_started(message.value("group", 0), *claim);
             send_message(source, kJob, to_message(*claim));
           } else if (running.empty()) {
             send_message(source, kStop, nlohmann::json::object());
@@ -187,7 +318,15 @@ class Coordinator {
           break;
         }
         case kProgress:
-          store_->record_epoch(message.at("job"), to_epoch_row(epoch_from_json(message.at("epoch"))));
+          if (message.contains("step")) {  // a few times a second: the live view only
+            const nlohmann::json& p = message.at("step");
+            const nlohmann::json& loss = p.at("loss");
+            display_->tracker().step(message.at("job"), p.at("epoch"), p.at("epochs"), p.at("step"),
+                                     p.at("steps"), loss.is_number() ? loss.get<double>() : std::nan(""),
+                                     p.at("it_s"));
+          } else {
+            store_->record_epoch(message.at("job"), to_epoch_row(epoch_from_json(message.at("epoch"))));
+          }
           break;
         case kCheckpoint:
           if (message.contains("case"))
@@ -211,7 +350,9 @@ class Coordinator {
           spdlog::warn("coordinator: unexpected message tag {} from rank {}", status.MPI_TAG, source);
       }
     }
-    return stop_sent || stop_->load() ? kExitPreempted : finish_code();
+    const bool stopped_early = stop_sent || stop_->load();
+    display_->finish(stopped_early ? "sweep stopped" : "sweep finished");
+    return stopped_early ? kExitPreempted : finish_code();
   }
 
  private:
@@ -239,6 +380,28 @@ class Coordinator {
     store_->add_event(job, EventKind::Checkpointed,
                       fmt::format("test case {} predicted ({}/{})", case_id, done, total));
     store_->heartbeat(job);
+    display_->tracker().case_done(job, static_cast<int64_t>(done), static_cast<int64_t>(total));
+  }
+
+  // A claimed job, in the log and the view.
+  void job_started(int group, const ClaimedJob& claim) {
+    const Job& job = claim.job;
+    const std::string what = job.kind == JobKind::Ensemble
+                                 ? fmt::format("test ensemble s={} seed {}", job.sparsity, job.seed)
+                                 : fmt::format("fold {} s={} seed {}", job.fold, job.sparsity, job.seed);
+    spdlog::info("job {} started on group {}: {}, attempt {}{}", job.id, group, what, job.attempts + 1,
+                 job.checkpoint
+                     ? fmt::format(", from its checkpoint at iteration {}", job.checkpoint->iteration)
+                     : std::string());
+    display_->tracker().job_started(group, job, now_seconds());
+    refresh_totals();
+  }
+
+  // Jobs by state, from the store (after each claim and each outcome).
+  void refresh_totals() {
+    JobFilter filter;
+    filter.experiment = options_.config.experiment;
+    display_->tracker().set_totals(count_jobs(store_->reader().jobs(filter)));
   }
 
   // Held-out cases of the config's dataset (0 without a raw dataset). Bad data.test_cases is an InputError.
@@ -254,6 +417,13 @@ class Coordinator {
   }
 
   void handle_outcome(int64_t job, const nlohmann::json& outcome) {
+    record_outcome(job, outcome);
+    const bool finished = !outcome.value("preempted", false) && !outcome.contains("error");
+    display_->tracker().job_ended(job, finished, now_seconds());
+    refresh_totals();
+  }
+
+  void record_outcome(int64_t job, const nlohmann::json& outcome) {
     if (outcome.value("preempted", false)) {
       store_->mark_preempted(job, "stopped by signal; checkpoint kept");
       spdlog::warn("job {} preempted", job);
@@ -381,6 +551,7 @@ class Coordinator {
   const std::atomic<bool>* stop_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<StatusServer> status_server_;
+  std::unique_ptr<SweepDisplay> display_;  // serve() and run_in_process()
   int64_t experiment_id_ = 0;
   bool failed_ = false;
   bool input_failed_ = false;  // some job failed on bad input (exit 2)
@@ -431,6 +602,9 @@ nlohmann::json receive_reply() {
 
 int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_index,
                      const std::atomic<bool>* signal_stop) {
+  int world_rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  WorkerLog log(world_rank);  // before any thread starts
   std::unique_ptr<Communicator> comm = make_job_communicator(group);
   const bool leader = comm->is_leader();
   // The group stops when this process was signalled or the coordinator says so.
@@ -469,6 +643,11 @@ int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_inde
         send_message(kCoordinator, kCheckpoint,
                      {{"job", job}, {"path", path}, {"sha256", sha256_file(path)}, {"iteration", iteration}});
       };
+      hooks.on_step = throttled_steps(
+          [job](const StepProgress& p) {
+            send_message(kCoordinator, kProgress, {{"job", job}, {"step", step_to_json(p)}});
+          },
+          0.4);
     }
     EnsembleHooks ensemble_hooks;
     if (leader)
@@ -476,8 +655,14 @@ int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_inde
         send_message(kCoordinator, kCheckpoint,
                      {{"job", job}, {"case", case_id}, {"done", done}, {"total", total}});
       };
+    log.attach(message.at("out_dir"));
+    spdlog::info("rank {} (group {}, {}): job {} attempt {}", world_rank, group_index, host_name(), job,
+                 message.value("attempt", 1));
     const nlohmann::json outcome =
         Coordinator::run_claimed_job(options, message, *comm, &stop, hooks, ensemble_hooks);
+    if (outcome.contains("error"))
+      spdlog::warn("job {} failed: {}", job, outcome.at("error").get<std::string>());
+    log.detach();
     const bool job_preempted = outcome.value("preempted", false);
     if (leader)
       send_message(kCoordinator,

@@ -6,6 +6,9 @@
 //   READY → JOB | WAIT | STOP;  PROGRESS (per epoch, doubles as heartbeat);  CHECKPOINT;  RESULT;
 //   FAILED(reason);  PREEMPTED;  and STOP_NOW (coordinator → leaders) when the coordinator was signalled.
 // Durability comes from the store and the checkpoints: a crashed run is rerun with the same command.
+// Only the coordinator writes to the terminal: one live view of every group (orchestrator/sweep_view.hpp) on
+// a terminal, timestamped log lines otherwise; leaders send their step progress (PROGRESS with "step", a few
+// times a second) and every worker rank logs to its job folder's worker.log.
 #pragma once
 
 #include <string>
@@ -24,6 +27,9 @@ struct SweepOptions {
   int loader_threads = 0;
   int status_port = -1;  // -1 = no status server, 0 = an ephemeral port
   std::string status_address = "127.0.0.1";
+  // The coordinator's output: "auto" (a live view when its stdout reaches a terminal, else log lines),
+  // "live" or "log". Worker ranks never write to the terminal: they log to their job folder (worker.log).
+  std::string view = "auto";
 };
 
 // Collective over MPI_COMM_WORLD. Returns the process exit code: 0 all jobs done, 1 some failed for good,

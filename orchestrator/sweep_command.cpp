@@ -6,6 +6,7 @@
 
 #include "orchestrator/commands.hpp"
 #include "orchestrator/sweep.hpp"
+#include "worker/job.hpp"
 
 namespace e2e {
 
@@ -22,6 +23,7 @@ struct SweepCliOptions {
   std::string runs_dir;
   int status_port = -1;
   int loader_threads = 0;
+  std::string view = "auto";
 };
 
 // "0-4", "0,2,3" or "1".
@@ -86,10 +88,10 @@ int run(const SweepCliOptions& cli) {
   options.grid.seeds = cli.seeds.empty() ? config.sweep.seeds : parse_seeds(cli.seeds);
   options.grid.max_attempts = cli.max_attempts > 0 ? cli.max_attempts : config.sweep.max_attempts;
   options.gpus_per_job = cli.gpus_per_job > 0 ? cli.gpus_per_job : config.sweep.gpus_per_job;
-  const std::filesystem::path db_dir = std::filesystem::path(options.db_path).parent_path();
-  options.runs_dir = cli.runs_dir.empty() ? (db_dir / "runs").string() : cli.runs_dir;
+  options.runs_dir = cli.runs_dir.empty() ? default_runs_dir(options.db_path) : cli.runs_dir;
   options.status_port = cli.status_port;
   options.loader_threads = cli.loader_threads;
+  options.view = cli.view;
   if (options.grid.sparsities.empty()) throw ConfigError("--sparsity: expected at least one sparsity");
   return run_sweep(options);
 }
@@ -114,6 +116,10 @@ void add_sweep_command(CLI::App& app) {
                   "serve GET /status and /metrics on 127.0.0.1:PORT (0 = any)");
   cmd->add_option("--loader-threads", options->loader_threads,
                   "data loader threads per rank (default: automatic)");
+  cmd->add_option("--view", options->view,
+                  "coordinator output: live (a view of every group, redrawn in place), log (timestamped "
+                  "lines) or auto (live when mpirun's output is a terminal)")
+      ->check(CLI::IsMember({"auto", "live", "log"}));
   cmd->footer(
       "Launch: mpirun -np N e2e sweep ... or srun --mpi=pmix e2e sweep ...; rank 0 coordinates, the other "
       "ranks form\n"
@@ -121,7 +127,8 @@ void add_sweep_command(CLI::App& app) {
       "Exit codes: 0 all jobs done, 1 some job failed for good, 2 bad usage/config, 3 preempted "
       "(SIGUSR1/SIGTERM):\n"
       "rerun the same command to continue; finished jobs are kept and interrupted ones resume from "
-      "checkpoints.");
+      "checkpoints.\n"
+      "Only rank 0 writes to the terminal; worker ranks log to their job folder (worker.log).");
   cmd->callback([options] {
     const int code = run(*options);
     if (code != 0) throw CLI::RuntimeError(code);

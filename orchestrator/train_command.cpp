@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "common/version.hpp"
 #include "configs/config.hpp"
 #include "configs/hash.hpp"
 #include "db/bundle.hpp"
@@ -12,6 +13,7 @@
 #include "orchestrator/signals.hpp"
 #include "worker/job.hpp"
 #include "worker/mpi_communicator.hpp"
+#include "worker/progress.hpp"
 
 namespace e2e {
 
@@ -37,7 +39,7 @@ void write_bundle(const std::string& dir, const Config& config, const JobSpec& j
   bundle.experiment.name = config.experiment;
   bundle.experiment.config_json = config_to_json(config);
   bundle.experiment.config_hash = config_hash(config);
-  bundle.experiment.code_version = "e2e 0.1.0";
+  bundle.experiment.code_version = kCodeVersion;
   bundle.fold = job.fold;
   bundle.sparsity = job.sparsity;
   bundle.seed = job.seed;
@@ -57,10 +59,6 @@ void write_bundle(const std::string& dir, const Config& config, const JobSpec& j
   spdlog::info("result bundle → {}", dir);
 }
 
-std::string default_out_dir(const Config& config, const JobSpec& job) {
-  return fmt::format("results/{}/fold{}_s{}_seed{}", config.experiment, job.fold, job.sparsity, job.seed);
-}
-
 int run_train(const TrainOptions& options) {
   const Config config = load_config(options.config_path);
   if (!(options.sparsity >= 0.0 && options.sparsity < 1.0))
@@ -72,7 +70,9 @@ int run_train(const TrainOptions& options) {
   job.sparsity = options.sparsity;
   job.seed = options.seed_given ? options.seed : config.training.seed;
   job.resume = options.resume;
-  job.out_dir = options.out.empty() ? default_out_dir(config, job) : options.out;
+  job.out_dir = options.out.empty() ? job_folder(default_runs_dir(config.store.path), config.experiment,
+                                                 job.fold, job.sparsity, job.seed)
+                                    : options.out;
 
   const std::atomic<bool>* stop = install_stop_signal_handlers();
   ensure_mpi_initialized();
@@ -82,14 +82,26 @@ int run_train(const TrainOptions& options) {
                  job.sparsity, job.seed, comm->size(), comm->backend(), job.out_dir);
   JobOptions job_options;
   job_options.loader_threads = options.loader_threads;
+  // A bar on a terminal, drawn by the leader only (under mpirun: when mpirun's own output is a terminal);
+  // logs and pipes get one line per epoch.
+  TrainerHooks hooks;
+  std::unique_ptr<ProgressBar> bar;
+  if (comm->is_leader()) {
+    const TerminalInfo terminal = output_terminal(1);
+    if (terminal.terminal) {
+      bar = std::make_unique<ProgressBar>(terminal);
+      hooks.on_step = [&bar](const StepProgress& p) { bar->update(p); };
+    }
+  }
   JobRun result;
   try {
-    result = run_job(config, job, *comm, stop, {}, job_options);
+    result = run_job(config, job, *comm, stop, hooks, job_options);
   } catch (const std::exception& e) {
     if (!options.bundle.empty() && comm->is_leader())
       write_bundle(options.bundle, config, job, nullptr, e.what());
     throw;
   }
+  bar.reset();
   if (result.outcome == TrainOutcome::Finished && !options.bundle.empty() && comm->is_leader())
     write_bundle(options.bundle, config, job, &result, "");
   if (result.outcome == TrainOutcome::Stopped) {
@@ -113,7 +125,9 @@ void add_train_command(CLI::App& app) {
       ->required();
   cmd->add_option("--seed", options->seed, "job seed (default: training.seed of the config)")
       ->each([options](const std::string&) { options->seed_given = true; });
-  cmd->add_option("--out", options->out, "job folder (default: results/<experiment>/fold<F>_s<S>_seed<N>)");
+  cmd->add_option(
+      "--out", options->out,
+      "job folder (default: as e2e sweep: runs/<experiment>/fold<F>_s<S>_seed<N> next to store.path)");
   cmd->add_flag("--resume", options->resume, "continue from the job folder's checkpoint");
   cmd->add_option("--loader-threads", options->loader_threads,
                   "data loader threads (default: cores per rank - 1)");

@@ -1,17 +1,11 @@
 #include "worker/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <stdexcept>
 
-#include "configs/config.hpp"
+#include "common/errors.hpp"
+#include "common/file_io.hpp"
 #include "configs/hash.hpp"
+#include "model/optimizer_state.hpp"
 
 namespace e2e {
 
@@ -31,46 +25,7 @@ uint64_t get_u64(const std::string& bytes, std::size_t offset) {
   return value;
 }
 
-[[noreturn]] void io_failure(const std::string& what, const std::string& path) {
-  throw std::runtime_error(what + " " + path + ": " + std::strerror(errno));
-}
-
-void fsync_directory(const std::filesystem::path& dir) {
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;  // best effort: some filesystems do not allow opening directories
-  ::fsync(fd);
-  ::close(fd);
-}
-
 }  // namespace
-
-void write_file_atomically(const std::string& path, const std::string& bytes) {
-  const std::filesystem::path target(path);
-  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) io_failure("cannot create", temp);
-  std::size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      ::unlink(temp.c_str());
-      io_failure("cannot write", temp);
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(temp.c_str());
-    io_failure("cannot flush", temp);
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    ::unlink(temp.c_str());
-    io_failure("cannot rename onto", path);
-  }
-  fsync_directory(target.parent_path());
-}
 
 void write_checkpoint_file(const std::string& path, nlohmann::json meta, const std::string& payload) {
   meta["payload_sha256"] = sha256_hex(payload);
@@ -86,11 +41,7 @@ void write_checkpoint_file(const std::string& path, nlohmann::json meta, const s
 }
 
 CheckpointFile read_checkpoint_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open checkpoint");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string bytes = buffer.str();
+  const std::string bytes = read_file(path);
   if (bytes.size() < kMagicSize + 8 || bytes.compare(0, kMagicSize, kMagic) != 0)
     throw InputError(path + ": not an e2e checkpoint (bad magic)");
   const uint64_t meta_size = get_u64(bytes, kMagicSize);
@@ -112,6 +63,51 @@ CheckpointFile read_checkpoint_file(const std::string& path) {
   if (!file.meta.contains("payload_sha256") || sha256_hex(file.payload) != file.meta["payload_sha256"])
     throw InputError(path + ": checkpoint is corrupt (SHA-256 of the payload does not match its header)");
   return file;
+}
+
+void check_checkpoint_format(const std::string& path, const nlohmann::json& meta) {
+  if (meta.value("format", 0) != kCheckpointFormat)
+    throw InputError(path + ": unsupported checkpoint format " +
+                     meta.value("format", nlohmann::json()).dump() + " (this build reads format " +
+                     std::to_string(kCheckpointFormat) + ")");
+}
+
+std::string bytes_of(const torch::Tensor& tensor) {
+  const torch::Tensor c = tensor.to(torch::kUInt8).contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<std::size_t>(c.numel()));
+}
+
+torch::Tensor tensor_of(const std::string& bytes) {
+  torch::Tensor t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+Topology read_checkpoint_topology(torch::serialize::InputArchive& archive, const nlohmann::json& meta,
+                                  const std::string& path) {
+  torch::Tensor stored;
+  archive.read(checkpoint_entry::kTopology, stored);
+  Topology topology = Topology::deserialize(bytes_of(stored));
+  if (topology.hash_hex() != meta.value("topology_hash", ""))
+    throw InputError(path + ": checkpoint topology hash does not match its header");
+  return topology;
+}
+
+std::string state_sha256(torch::nn::Module& net, torch::optim::SGD* optimizer, const Topology& topology) {
+  Sha256 hash;
+  auto add = [&hash](const torch::Tensor& t) {
+    const torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+    hash.update(c.data_ptr(), static_cast<std::size_t>(c.numel() * c.element_size()));
+  };
+  for (const auto& p : net.parameters()) add(p);
+  for (const auto& b : net.buffers()) add(b);
+  if (optimizer)
+    for (const auto& p : net.parameters()) {
+      const torch::Tensor momentum = sgd_momentum_buffer(*optimizer, p);
+      if (momentum.defined()) add(momentum);
+    }
+  hash.update(topology.serialize());
+  return hash.hex_digest();
 }
 
 }  // namespace e2e

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/file_io.hpp"
 #include "data/plan.hpp"
 #include "model/complexity.hpp"
 #include "worker/checkpoint.hpp"
@@ -21,6 +22,23 @@ int default_loader_threads(int ranks) {
 }
 
 }  // namespace
+
+std::string default_runs_dir(const std::string& store_path) {
+  return (std::filesystem::path(store_path).parent_path() / "runs").string();
+}
+
+std::string job_folder(const std::string& runs_dir, const std::string& experiment, int fold, double sparsity,
+                       uint64_t seed) {
+  return (std::filesystem::path(runs_dir) / experiment /
+          fmt::format("fold{}_s{}_seed{}", fold, sparsity, seed))
+      .string();
+}
+
+std::string ensemble_folder(const std::string& runs_dir, const std::string& experiment, double sparsity,
+                            uint64_t seed) {
+  return (std::filesystem::path(runs_dir) / experiment / fmt::format("test_s{}_seed{}", sparsity, seed))
+      .string();
+}
 
 double summary_number(const nlohmann::json& report, const std::string& key) {
   if (!report.contains("summary") || !report["summary"].contains(key)) return std::nan("");
@@ -69,6 +87,14 @@ JobRun run_job(const Config& given, const JobSpec& job, Communicator& comm, cons
                           {"gflops", complexity.gflops()},
                           {"patch", config.training.patch_size}};
   report["topology_hash"] = trainer.dsff().topology().hash_hex();
+  const InferenceTiming timing = time_inference(trainer.net(), config.training.patch_size);
+  report["inference_timing"] = to_json(timing);
+  const Int3& patch = config.training.patch_size;
+  spdlog::info(
+      "inference per {}x{}x{} patch on {}: dense {:.1f} ms, sparse {:.1f} ms ({} of {} masked layers "
+      "sparse)",
+      patch[0], patch[1], patch[2], timing.device, timing.ms_per_patch_dense, timing.ms_per_patch_sparse,
+      timing.sparse_layers, timing.masked_layers);
   write_file_atomically((std::filesystem::path(job.out_dir) / "metrics.json").string(),
                         report.dump(2) + "\n");
   spdlog::info("fold {} sparsity {}: mDice {:.4f}  mNSD {:.4f}  params {}  GFLOPs {:.3f}", job.fold,

@@ -4,17 +4,13 @@
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
 
-#include <unistd.h>
-
 #include <cmath>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <sstream>
 
+#include "common/file_io.hpp"
+#include "common/random.hpp"
 #include "configs/hash.hpp"
-#include "model/optimizer_state.hpp"
-#include "model/rng.hpp"
 #include "worker/checkpoint.hpp"
 #include "worker/gradient_buckets.hpp"
 #include "worker/loss.hpp"
@@ -23,8 +19,6 @@
 namespace e2e {
 
 namespace {
-
-constexpr int kCheckpointFormat = 1;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -59,17 +53,6 @@ class AutocastScope {
  private:
   bool active_;
 };
-
-std::string bytes_of(const torch::Tensor& t) {
-  torch::Tensor c = t.contiguous();
-  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<std::size_t>(c.numel()));
-}
-
-torch::Tensor tensor_of(const std::string& bytes) {
-  torch::Tensor t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
-  std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
-  return t;
-}
 
 }  // namespace
 
@@ -304,22 +287,6 @@ EpochRecord Trainer::validate(int64_t epoch) {
   return record;
 }
 
-void Trainer::draw_progress(int64_t epoch, int64_t step, double mean_loss) const {
-  constexpr int64_t kWidth = 30;
-  const int64_t steps = config_.training.iterations_per_epoch;
-  const int64_t filled = kWidth * step / steps;
-  std::fprintf(stdout, "\r  epoch %lld/%lld [%s%s] %lld/%lld  loss %.4f ", static_cast<long long>(epoch + 1),
-               static_cast<long long>(config_.training.epochs), std::string(filled, '#').c_str(),
-               std::string(kWidth - filled, '.').c_str(), static_cast<long long>(step),
-               static_cast<long long>(steps), mean_loss);
-  std::fflush(stdout);
-}
-
-void Trainer::clear_progress() const {
-  std::fprintf(stdout, "\r%100s\r", "");
-  std::fflush(stdout);
-}
-
 void Trainer::finish_epoch(int64_t epoch, double epoch_seconds) {
   EpochRecord record = validate(epoch);
   record.train_loss = epoch_steps_ > 0 ? epoch_loss_sum_ / epoch_steps_ : std::nan("");
@@ -362,8 +329,6 @@ TrainOutcome Trainer::run(int64_t stop_at_iteration) {
   const int64_t per_epoch = config_.training.iterations_per_epoch;
   const int64_t end =
       stop_at_iteration < 0 ? total_iterations() : std::min(stop_at_iteration, total_iterations());
-  // A progress bar on a terminal; logs and pipes get one line per epoch only.
-  const bool show_progress = comm_.is_leader() && isatty(fileno(stdout));
   auto epoch_start = std::chrono::steady_clock::now();
   double elapsed_before = epoch_elapsed_;
   epoch_wait_start_ = batches_.wait_seconds();
@@ -374,9 +339,20 @@ TrainOutcome Trainer::run(int64_t stop_at_iteration) {
     epoch_loss_sum_ += train_step(batches_.train_batch(iteration_));
     ++epoch_steps_;
     maybe_update_topology();
-    if (show_progress) draw_progress(epoch, iteration_ - epoch * per_epoch, epoch_loss_sum_ / epoch_steps_);
+    if (hooks_.on_step) {
+      StepProgress progress;
+      progress.epoch = epoch;
+      progress.epochs = config_.training.epochs;
+      progress.step = iteration_ - epoch * per_epoch;
+      progress.steps = per_epoch;
+      progress.iteration = iteration_;
+      progress.total_iterations = total_iterations();
+      progress.mean_loss = epoch_loss_sum_ / epoch_steps_;
+      const double seconds = elapsed_before + seconds_since(epoch_start);
+      progress.iterations_per_second = seconds > 0 ? epoch_steps_ / seconds : 0;
+      hooks_.on_step(progress);
+    }
     if (iteration_ % per_epoch == 0) {
-      if (show_progress) clear_progress();
       finish_epoch(epoch, elapsed_before + seconds_since(epoch_start));
       if (checkpoint_due(epoch + 1) || iteration_ == total_iterations()) save_checkpoint();
       epoch_start = std::chrono::steady_clock::now();
@@ -399,19 +375,7 @@ TrainOutcome Trainer::run(int64_t stop_at_iteration) {
 }
 
 std::string Trainer::state_digest() {
-  Sha256 hash;
-  auto add = [&hash](const torch::Tensor& t) {
-    const torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
-    hash.update(c.data_ptr(), static_cast<std::size_t>(c.numel() * c.element_size()));
-  };
-  for (const auto& p : net_->parameters()) add(p);
-  for (const auto& b : net_->buffers()) add(b);
-  for (const auto& p : net_->parameters()) {
-    const torch::Tensor momentum = sgd_momentum_buffer(*optimizer_, p);
-    if (momentum.defined()) add(momentum);
-  }
-  hash.update(dsff_->topology().serialize());
-  return hash.hex_digest();
+  return state_sha256(*net_, optimizer_.get(), dsff_->topology());
 }
 
 void Trainer::save_checkpoint() {
@@ -421,10 +385,10 @@ void Trainer::save_checkpoint() {
   torch::serialize::OutputArchive model_archive, optimizer_archive;
   net_->save(model_archive);
   optimizer_->save(optimizer_archive);
-  archive.write("model", model_archive);
-  archive.write("optimizer", optimizer_archive);
-  archive.write("topology", tensor_of(dsff_->topology().serialize()));
-  archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
+  archive.write(checkpoint_entry::kModel, model_archive);
+  archive.write(checkpoint_entry::kOptimizer, optimizer_archive);
+  archive.write(checkpoint_entry::kTopology, tensor_of(dsff_->topology().serialize()));
+  archive.write(checkpoint_entry::kRngCpu, at::detail::getDefaultCPUGenerator().get_state());
   std::ostringstream payload;
   archive.save_to(payload);
 
@@ -460,9 +424,7 @@ void Trainer::load_checkpoint(const std::string& path) {
     return InputError(path + ": checkpoint belongs to another job: " + what + " is " + theirs +
                       ", this job's is " + ours);
   };
-  if (meta.value("format", 0) != kCheckpointFormat)
-    throw InputError(path + ": unsupported checkpoint format " +
-                     meta.value("format", nlohmann::json()).dump());
+  check_checkpoint_format(path, meta);
   if (meta.value("config_hash", "") != config_hash(config_))
     throw mismatch("the config hash", meta.value("config_hash", "?"), config_hash(config_));
   if (meta.value("fold", -1) != job_.fold)
@@ -476,15 +438,14 @@ void Trainer::load_checkpoint(const std::string& path) {
     torch::serialize::InputArchive archive;
     archive.load_from(file.payload.data(), file.payload.size());
     torch::serialize::InputArchive model_archive, optimizer_archive;
-    archive.read("model", model_archive);
-    archive.read("optimizer", optimizer_archive);
+    archive.read(checkpoint_entry::kModel, model_archive);
+    archive.read(checkpoint_entry::kOptimizer, optimizer_archive);
     net_->load(model_archive);
     net_->to(device_);
     optimizer_->load(optimizer_archive);
-    torch::Tensor topology, rng;
-    archive.read("topology", topology);
-    archive.read("rng_cpu", rng);
-    dsff_->set_topology(Topology::deserialize(bytes_of(topology)));
+    dsff_->set_topology(read_checkpoint_topology(archive, meta, path));
+    torch::Tensor rng;
+    archive.read(checkpoint_entry::kRngCpu, rng);
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     generator.set_state(rng);
   } catch (const c10::Error& e) {
@@ -501,8 +462,6 @@ void Trainer::load_checkpoint(const std::string& path) {
   good_steps_ = meta.value("loss_scale_good_steps", int64_t{0});
   history_.clear();
   for (const auto& r : meta.at("history")) history_.push_back(EpochRecord::from_json(r));
-  if (dsff_->topology().hash_hex() != meta.value("topology_hash", ""))
-    throw InputError(path + ": checkpoint topology hash does not match its header");
   if (comm_.is_leader()) {
     write_history();
     spdlog::info("resumed {} at iteration {} of {}", path, iteration_, total_iterations());

@@ -16,6 +16,7 @@
 #include "model/e2enet.hpp"
 #include "worker/communicator.hpp"
 #include "worker/gradient_buckets.hpp"
+#include "worker/progress.hpp"
 
 namespace e2e {
 
@@ -70,6 +71,9 @@ enum class TrainOutcome { Finished, Stopped };
 struct TrainerHooks {
   std::function<void(const EpochRecord&)> on_epoch;  // after each epoch (progress, heartbeats)
   std::function<void(const std::string& path, int64_t iteration)> on_checkpoint;
+  // After each training step, on every rank (a bar, live progress to the sweep's coordinator). The trainer
+  // itself draws nothing: who shows progress where is the caller's decision (worker/progress.hpp).
+  std::function<void(const StepProgress&)> on_step;
 };
 
 class Trainer {
@@ -107,8 +111,6 @@ class Trainer {
   void synchronize_initial_state();
   EpochRecord validate(int64_t epoch);
   void finish_epoch(int64_t epoch, double epoch_seconds);
-  void draw_progress(int64_t epoch, int64_t step, double mean_loss) const;
-  void clear_progress() const;
   void write_history() const;
   bool checkpoint_due(int64_t epoch_finished) const;
 

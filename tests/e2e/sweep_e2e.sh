@@ -59,9 +59,15 @@ with_checkpoint=$(find crash/runs -name checkpoint.ckpt | xargs -r -n1 dirname |
 [[ $(q crash/e2e.db "select count(*) from results") == 10 ]] || fail "every job needs exactly one result"
 [[ $(q crash/e2e.db "select count(*) from events where kind='interrupted'") -ge 1 ]] || fail "no interrupted event"
 [[ $(q crash/e2e.db "select count(*) from events where kind='resumed'") -ge 1 ]] || fail "no resumed event"
+# Worker ranks log to their job folder (worker.log, appended by every run): no start from scratch after a
+# checkpoint was written there. The coordinator's log stays free of worker lines.
 for dir in $with_checkpoint; do
-  grep -q "no checkpoint in $dir:" crash2.log && fail "$dir restarted from scratch although it had a checkpoint"
+  [[ -f $dir/worker.log ]] || fail "$dir has no worker.log"
+  awk '/checkpoint at iteration/ { seen = 1 } /starting from scratch/ && seen { bad = 1 } END { exit !bad }' \
+    "$dir/worker.log" && fail "$dir restarted from scratch although it had a checkpoint"
 done
+grep -q "starting from scratch\|checkpoint at iteration" crash1.log crash2.log full.log &&
+  fail "worker lines in the coordinator's log"
 done_before=$(grep -c "job .* done" crash1.log || true)
 echo "crash: $done_before job(s) done before the kill, $(echo "$with_checkpoint" | grep -c . || true) job folder(s) with checkpoints"
 

@@ -53,7 +53,8 @@ echo "== 2. the same command again: finishes, without re-predicting the $done_be
 "${MPIRUN[@]}" "$E2E" sweep --config sweep.yaml --db e2e.db --loader-threads 1 > run2.log 2>&1 || { tail -30 run2.log; fail "rerun"; }
 [[ $(q e2e.db "select count(*) from jobs where status='done' and kind='train'") == 5 ]] || fail "5 training jobs done"
 [[ $(q e2e.db "select count(*) from jobs where status='done' and kind='ensemble'") == 1 ]] || fail "ensemble done"
-grep -q "$done_before case(s) finished by an earlier run" run2.log || { grep "test ensemble" run2.log; fail "finished cases were not reused"; }
+grep -q "$done_before case(s) finished by an earlier run" runs/protocol/test_s0.8_seed0/worker.log ||
+  { grep "test ensemble" runs/protocol/test_s0.8_seed0/worker.log; fail "finished cases were not reused"; }
 [[ $(stat -c %Y.%N "runs/protocol/test_s0.8_seed0/predictions/$first.nii.gz") == "$stamp" ]] || fail "$first was predicted again"
 [[ $(q e2e.db "select count(*) from events e join jobs j on j.id = e.job_id where j.kind='ensemble' and e.kind='interrupted'") -ge 1 ]] \
   || fail "the killed ensemble job has no interrupted event"

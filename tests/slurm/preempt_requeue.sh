@@ -58,7 +58,8 @@ preempt() {  # NAME SCANCEL_MODE
         and r.kind = 'resumed')") == 2 ]] || fail "$name: a preempted job has no later 'resumed' event"
   [[ $(q "$db" "select max(attempts) from jobs") == 0 ]] || fail "$name: preemption used an attempt"
   local dir
-  for dir in $(grep -o "no checkpoint in [^:]*" "$name.out" | sort | uniq -d); do
+  # Worker ranks log to their job folders (worker.log), one line per start from scratch.
+  for dir in $(find "$WORK/$name" -name worker.log -exec cat {} + | grep -o "no checkpoint in [^:]*" | sort | uniq -d); do
     fail "$name: $dir started from scratch twice"
   done
   local outcome

@@ -31,7 +31,8 @@ expect_all_done e2e.db >/dev/null
   fail "every allocation but the last should end with preempted jobs"
 (($(q e2e.db "select count(*) from events where kind = 'resumed'") >= 1)) || fail "no job resumed"
 [[ $(q e2e.db "select max(attempts) from jobs") == 0 ]] || fail "time limits used an attempt"
-for dir in $(grep -o "no checkpoint in [^:]*" "sweep-$job.out" | sort | uniq -d); do
+# Worker ranks log to their job folders (worker.log), one line per start from scratch.
+for dir in $(find "$WORK" -name worker.log -exec cat {} + | grep -o "no checkpoint in [^:]*" | sort | uniq -d); do
   fail "$dir started from scratch twice"
 done
 log "PASS: $((restarts + 1)) allocations carried the sweep to the end ($WORK)"
