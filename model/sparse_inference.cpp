@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 
@@ -16,6 +17,8 @@ std::atomic<int64_t> sparse_passes{0};
 // Output positions handled by one task: long enough to amortize the row set-up, short enough that the
 // neighbouring input rows of every used channel stay in L2 (96 channels × ~3 rows of 130 floats).
 constexpr int64_t kChunk = 512;
+// Output rows per task of the whole-kernel 3×3 path (a multiple of its 4-row register block).
+constexpr int64_t kRowBlock = 8;
 
 torch::ExpandingArray<3> expand(const Int3& v) {
   return torch::ExpandingArray<3>({v[0], v[1], v[2]});
@@ -70,10 +73,17 @@ PackedFusionConv pack_fusion_conv(const std::string& name, const torch::Tensor& 
   const int64_t chunk = shift_size > 1 ? (p.in_channels + shift_size - 1) / shift_size : p.in_channels;
   const float* data = w.data_ptr<float>();
   std::vector<bool> used(p.in_channels, false);
+  const bool whole = p.kernel_h == 3 && p.kernel_w == 3;
   p.row_start.push_back(0);
+  if (whole) p.kernel_start.push_back(0);
   for (int64_t o = 0; o < p.out_channels; ++o) {
     for (int64_t i = 0; i < p.in_channels; ++i) {
       const float* kernel = data + (o * p.in_channels + i) * taps;
+      if (whole && std::any_of(kernel, kernel + taps, [](float v) { return v != 0.0f; })) {
+        p.kernel_channel.push_back(static_cast<int32_t>(i));
+        p.kernel_shift.push_back(shift_size > 1 ? static_cast<int32_t>(i / chunk - shift_size / 2) : 0);
+        p.kernel_weight.insert(p.kernel_weight.end(), kernel, kernel + taps);
+      }
       bool active = false;
       for (int t = 0; t < taps; ++t) {
         if (kernel[t] == 0.0f) continue;
@@ -89,6 +99,7 @@ PackedFusionConv pack_fusion_conv(const std::string& name, const torch::Tensor& 
       }
     }
     p.row_start.push_back(static_cast<int32_t>(p.weight.size()));
+    if (whole) p.kernel_start.push_back(static_cast<int32_t>(p.kernel_channel.size()));
   }
   for (int64_t i = 0; i < p.in_channels; ++i)
     if (used[i]) p.used_channels.push_back(static_cast<int32_t>(i));
@@ -165,10 +176,49 @@ torch::Tensor sparse_fusion_conv(const PackedFusionConv& conv, const std::vector
   TORCH_CHECK(c0 == conv.in_channels, conv.name, ": inputs hold ", c0, " channels, the conv takes ",
               conv.in_channels);
 
+  const std::vector<float> zero_plane(plane, 0.0f);  // what a channel shifted past the volume reads
+  if (!conv.kernel_start.empty() && sparse_conv3x3_vectorized(kernel)) {
+    // Whole 3×3 kernels, written straight into the output: tasks are (sample, depth, block of rows).
+    torch::Tensor out = torch::empty({n_batch, conv.out_channels, depth, height, width}, torch::kFloat32);
+    float* out_data = out.data_ptr<float>();
+    const int64_t kernels = static_cast<int64_t>(conv.kernel_channel.size());
+    const int64_t row_blocks = (height + kRowBlock - 1) / kRowBlock;
+    at::parallel_for(0, n_batch * depth * row_blocks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<const float*> source(kernels);
+      int64_t cached = -1;  // the (n, d) the source pointers are for
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t block = task % row_blocks, nd = task / row_blocks, d = nd % depth, n = nd / depth;
+        if (nd != cached) {
+          for (int64_t k = 0; k < kernels; ++k) {
+            const int64_t source_d = d - conv.kernel_shift[k];
+            source[k] = source_d >= 0 && source_d < depth
+                            ? channel_base[n * conv.in_channels + conv.kernel_channel[k]] + source_d * plane
+                            : zero_plane.data();
+          }
+          cached = nd;
+        }
+        SparseConv3x3Call call;
+        call.out_channels = conv.out_channels;
+        call.kernel_start = conv.kernel_start.data();
+        call.weight = conv.kernel_weight.data();
+        call.source = source.data();
+        call.bias = conv.bias.data();
+        call.height = height;
+        call.width = width;
+        call.padded_width = padded_w;
+        call.row_begin = block * kRowBlock;
+        call.row_end = std::min(height, call.row_begin + kRowBlock);
+        call.out = out_data + (n * conv.out_channels * depth + d) * height * width;
+        call.out_channel_stride = depth * height * width;
+        sparse_conv3x3(call, kernel);
+      }
+    });
+    return out;
+  }
+
   std::vector<int64_t> tap_offset(conv.kernel_h * conv.kernel_w);
   for (int t = 0; t < conv.kernel_h * conv.kernel_w; ++t)
     tap_offset[t] = (t / conv.kernel_w - pad_h) * padded_w + (t % conv.kernel_w - pad_w);
-  const std::vector<float> zero_plane(plane, 0.0f);  // what a channel shifted past the volume reads
 
   // Outputs are computed over the padded grid from the first to the last real position (the pad columns in
   // between are computed and dropped), so every tap is a fixed offset into its padded plane.

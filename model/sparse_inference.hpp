@@ -45,6 +45,13 @@ struct PackedFusionConv {
   std::vector<float> weight;
   std::vector<float> bias;
   std::vector<int32_t> used_channels;  // input channels with at least one active kernel, ascending
+  // The same active kernels whole (3×3 convs only, else empty), for sparse_conv3x3: output o sums kernels
+  // kernel_start[o]..kernel_start[o+1]; kernel k reads input channel kernel_channel[k] at depth shift
+  // kernel_shift[k] with the 9 weights kernel_weight[9k..9k+8].
+  std::vector<int32_t> kernel_start;
+  std::vector<int32_t> kernel_channel;
+  std::vector<int32_t> kernel_shift;
+  std::vector<float> kernel_weight;
 
   double density() const { return static_cast<double>(active_kernels) / (in_channels * out_channels); }
 };

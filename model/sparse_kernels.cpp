@@ -173,9 +173,121 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const SparseRowsCall& c) {
   }
 }
 
+// Rows h0..h0+R-1, columns c0..c0+16·NV (the last vector masked by `tail`) of one output channel. Padded
+// input row h0 + j feeds output row h0 + j − ky through kernel row ky, so each loaded vector meets up to 3
+// weights.
+template <int R, int NV>
+__attribute__((target("avx512f"))) void conv3x3_tile_avx512(const SparseConv3x3Call& c, int64_t o, int64_t h0,
+                                                            int64_t c0, __mmask16 tail) {
+  __m512 acc[R][NV];
+  const __m512 bias = _mm512_set1_ps(c.bias[o]);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = bias;
+  const int64_t offset = h0 * c.padded_width + c0, pw = c.padded_width;
+  for (int32_t k = c.kernel_start[o]; k < c.kernel_start[o + 1]; ++k) {
+    const float* p = c.source[k] + offset;
+    const float* w = c.weight + 9 * static_cast<int64_t>(k);
+#pragma GCC unroll 3
+    for (int kx = 0; kx < 3; ++kx) {
+      const __m512 w0 = _mm512_set1_ps(w[kx]), w1 = _mm512_set1_ps(w[3 + kx]), w2 = _mm512_set1_ps(w[6 + kx]);
+#pragma GCC unroll 8
+      for (int j = 0; j < R + 2; ++j) {
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          const float* at = p + j * pw + kx + 16 * v;
+          const __m512 x = v == NV - 1 ? _mm512_maskz_loadu_ps(tail, at) : _mm512_loadu_ps(at);
+          if (j < R) acc[j][v] = _mm512_fmadd_ps(w0, x, acc[j][v]);
+          if (j >= 1 && j - 1 < R) acc[j - 1][v] = _mm512_fmadd_ps(w1, x, acc[j - 1][v]);
+          if (j >= 2) acc[j - 2][v] = _mm512_fmadd_ps(w2, x, acc[j - 2][v]);
+        }
+      }
+    }
+  }
+  float* out = c.out + o * c.out_channel_stride + h0 * c.width + c0;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV - 1; ++v) _mm512_storeu_ps(out + r * c.width + 16 * v, acc[r][v]);
+    _mm512_mask_storeu_ps(out + r * c.width + 16 * (NV - 1), tail, acc[r][NV - 1]);
+  }
+}
+
+template <int R>
+__attribute__((target("avx512f"))) void conv3x3_rows_avx512(const SparseConv3x3Call& c, int64_t h0) {
+  constexpr int64_t kTile = 64;  // 4 vectors × R rows of accumulators
+  for (int64_t c0 = 0; c0 < c.width; c0 += kTile) {
+    const int64_t n = std::min(kTile, c.width - c0);
+    const int vectors = static_cast<int>((n + 15) / 16);
+    const int last = static_cast<int>(n - 16 * (vectors - 1));
+    const __mmask16 tail = static_cast<__mmask16>((1u << last) - 1u);
+    for (int64_t o = 0; o < c.out_channels; ++o) switch (vectors) {
+        case 1:
+          conv3x3_tile_avx512<R, 1>(c, o, h0, c0, tail);
+          break;
+        case 2:
+          conv3x3_tile_avx512<R, 2>(c, o, h0, c0, tail);
+          break;
+        case 3:
+          conv3x3_tile_avx512<R, 3>(c, o, h0, c0, tail);
+          break;
+        default:
+          conv3x3_tile_avx512<R, 4>(c, o, h0, c0, tail);
+          break;
+      }
+  }
+}
+
+__attribute__((target("avx512f"))) void conv3x3_avx512(const SparseConv3x3Call& c) {
+  constexpr int64_t kRows = 4;
+  for (int64_t h0 = c.row_begin; h0 < c.row_end; h0 += kRows) switch (std::min(kRows, c.row_end - h0)) {
+      case 1:
+        conv3x3_rows_avx512<1>(c, h0);
+        break;
+      case 2:
+        conv3x3_rows_avx512<2>(c, h0);
+        break;
+      case 3:
+        conv3x3_rows_avx512<3>(c, h0);
+        break;
+      default:
+        conv3x3_rows_avx512<4>(c, h0);
+        break;
+    }
+}
+
 #endif  // E2E_X86
 
+void conv3x3_scalar(const SparseConv3x3Call& c) {
+  for (int64_t o = 0; o < c.out_channels; ++o)
+    for (int64_t h = c.row_begin; h < c.row_end; ++h) {
+      float* out = c.out + o * c.out_channel_stride + h * c.width;
+      std::fill(out, out + c.width, c.bias[o]);
+      for (int32_t k = c.kernel_start[o]; k < c.kernel_start[o + 1]; ++k)
+        for (int t = 0; t < 9; ++t) {
+          const float w = c.weight[9 * static_cast<int64_t>(k) + t];
+          const float* src = c.source[k] + (h + t / 3) * c.padded_width + t % 3;
+          for (int64_t x = 0; x < c.width; ++x) out[x] += w * src[x];
+        }
+    }
+}
+
 }  // namespace
+
+bool sparse_conv3x3_vectorized(SparseKernel kernel) {
+  return resolve_sparse_kernel(kernel) == SparseKernel::Avx512;
+}
+
+void sparse_conv3x3(const SparseConv3x3Call& call, SparseKernel kernel) {
+#ifdef E2E_X86
+  if (resolve_sparse_kernel(kernel) == SparseKernel::Avx512) {
+    conv3x3_avx512(call);
+    return;
+  }
+#endif
+  conv3x3_scalar(call);
+}
 
 SparseKernel resolve_sparse_kernel(SparseKernel requested) {
   if ((requested == SparseKernel::Auto || requested == SparseKernel::Avx512) && cpu_has_avx512())

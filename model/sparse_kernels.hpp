@@ -29,4 +29,30 @@ struct SparseRowsCall {
 
 void sparse_rows(const SparseRowsCall& call, SparseKernel kernel);
 
+// A 3×3 conv (padding 1) over one depth slice, packed by whole kernels: output channel o sums kernels
+// kernel_start[o]..kernel_start[o+1], kernel k reading the padded plane source[k] ((height + 2) rows of
+// padded_width ≥ width + 2 floats, the real pixel (h, w) at (h + 1, w + 1)) with the 9 weights
+// weight[9k..9k+8] (row-major taps, inactive taps 0). Output rows [row_begin, row_end) of every channel:
+// out[o·out_channel_stride + h·width + w] = bias[o] + Σ. Blocks of 4 output rows share each loaded input
+// vector across the kernel's 3 rows of taps (register blocking), so it needs 1 load per 2 FMAs.
+struct SparseConv3x3Call {
+  int64_t out_channels = 0;
+  const int32_t* kernel_start = nullptr;  // out_channels + 1 entries
+  const float* weight = nullptr;          // 9 per kernel
+  const float* const* source = nullptr;   // one padded plane per kernel
+  const float* bias = nullptr;            // out_channels
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t padded_width = 0;
+  int64_t row_begin = 0;
+  int64_t row_end = 0;
+  float* out = nullptr;
+  int64_t out_channel_stride = 0;
+};
+
+// Whether sparse_conv3x3 has a vectorized kernel for `kernel` (Auto resolved); callers fall back to
+// sparse_rows otherwise. The scalar version exists for tests.
+bool sparse_conv3x3_vectorized(SparseKernel kernel);
+void sparse_conv3x3(const SparseConv3x3Call& call, SparseKernel kernel);
+
 }  // namespace e2e

@@ -2,7 +2,8 @@
 // the compiled sparse path (model/sparse_inference.hpp), in the same run.
 // Run: build/tests/bench/sparse_bench [--benchmark_filter=Forward/0] (slow: a dense 128³ forward takes tens
 // of seconds on 2 cores). Each sparse forward also prints its per-layer breakdown to stderr.
-//  BM_AmosForward/<shape>/<s·10>/<path>: shape 0 = 1×1×128³, 1 = 1×1×64×192×160; path 0 = E2ENet::forward
+//  BM_AmosForward/<shape>/<s·10>/<path>: shape 0 = 1×1×128³, 1 = 1×1×64×192×160, 2 = 1×1×64³ (quick); path 0
+//  = E2ENet::forward
 //    (dense masked), 1 = sparse, 2 = the sparse class with every layer dense (the dense per-layer breakdown).
 //  BM_AmosSlidingWindow/<s·10>/<path>: one 96×160×160 case, patch 64³, step 0.5 (27 tiles); path 0/1.
 #include <benchmark/benchmark.h>
@@ -51,8 +52,9 @@ void report_profile(benchmark::State& state, const std::string& title, const e2e
 
 void BM_AmosForward(benchmark::State& state) {
   at::set_num_threads(2);
-  const std::vector<int64_t> shape = state.range(0) == 0 ? std::vector<int64_t>{1, 1, 128, 128, 128}
-                                                         : std::vector<int64_t>{1, 1, 64, 192, 160};
+  const std::vector<int64_t> shape = state.range(0) == 0   ? std::vector<int64_t>{1, 1, 128, 128, 128}
+                                     : state.range(0) == 1 ? std::vector<int64_t>{1, 1, 64, 192, 160}
+                                                           : std::vector<int64_t>{1, 1, 64, 64, 64};
   const double sparsity = state.range(1) / 10.0;
   const int64_t path = state.range(2);
   e2e::E2ENet net = masked_net(sparsity);
@@ -78,6 +80,7 @@ BENCHMARK(BM_AmosForward)
     ->ArgsProduct({{0, 1}, {7, 8, 9}, {0, 1}})
     ->Args({0, 8, 2})
     ->Args({1, 8, 2})
+    ->ArgsProduct({{2}, {8}, {0, 1, 2}})
     ->Unit(benchmark::kSecond)
     ->UseRealTime()
     ->Iterations(1);

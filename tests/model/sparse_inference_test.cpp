@@ -79,6 +79,54 @@ TEST(SparseKernels, EveryKernelComputesTheSameRowsForAnyLength) {
   }
 }
 
+// The register-blocked whole-kernel 3×3 conv (AVX-512) against its scalar reference, over widths and heights
+// that leave every remainder of its 4-row × 64-column tiles, writing only the rows it was given.
+TEST(SparseKernels, Conv3x3MatchesTheScalarReferenceForAnyPlaneShape) {
+  if (!sparse_conv3x3_vectorized(SparseKernel::Auto)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  torch::manual_seed(3);
+  const int64_t out_channels = 3, kernels_per_output = 2;
+  for (int64_t height : {1, 3, 4, 5, 9})
+    for (int64_t width : {1, 15, 16, 17, 64, 65, 130}) {
+      const int64_t padded_width = width + 2 + 3;  // extra columns past the pad, as the caller may have
+      const torch::Tensor planes =
+          torch::randn({kernels_per_output * out_channels, height + 2, padded_width});
+      const torch::Tensor weights = torch::randn({kernels_per_output * out_channels, 9});
+      const torch::Tensor bias = torch::randn({out_channels});
+      std::vector<int32_t> kernel_start;
+      std::vector<const float*> source;
+      for (int64_t o = 0; o <= out_channels; ++o)
+        kernel_start.push_back(static_cast<int32_t>(o * kernels_per_output));
+      for (int64_t k = 0; k < kernels_per_output * out_channels; ++k)
+        source.push_back(planes.data_ptr<float>() + k * (height + 2) * padded_width);
+      const int64_t row_begin = height > 2 ? 1 : 0, row_end = height;
+      std::vector<std::vector<float>> outputs;
+      for (SparseKernel kernel : {SparseKernel::Scalar, SparseKernel::Avx512}) {
+        std::vector<float> out(out_channels * height * width, -7.0f);
+        SparseConv3x3Call call;
+        call.out_channels = out_channels;
+        call.kernel_start = kernel_start.data();
+        call.weight = weights.data_ptr<float>();
+        call.source = source.data();
+        call.bias = bias.data_ptr<float>();
+        call.height = height;
+        call.width = width;
+        call.padded_width = padded_width;
+        call.row_begin = row_begin;
+        call.row_end = row_end;
+        call.out = out.data();
+        call.out_channel_stride = height * width;
+        sparse_conv3x3(call, kernel);
+        for (int64_t o = 0; o < out_channels; ++o)
+          for (int64_t x = 0; x < row_begin * width; ++x)
+            ASSERT_EQ(out[o * height * width + x], -7.0f)
+                << "wrote a row before row_begin, " << to_string(kernel);
+        outputs.push_back(out);
+      }
+      for (std::size_t i = 0; i < outputs[0].size(); ++i)
+        ASSERT_NEAR(outputs[1][i], outputs[0][i], 1e-4) << height << "x" << width << " at " << i;
+    }
+}
+
 TEST(SparseKernels, ParseNamesTheBadValue) {
   EXPECT_EQ(parse_sparse_kernel("avx2"), SparseKernel::Avx2);
   try {
