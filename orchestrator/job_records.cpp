@@ -96,6 +96,9 @@ JobResult to_store_result(const nlohmann::json& metrics, const std::string& topo
   result.summary.params = complexity.value("params", int64_t{0});
   result.summary.flops = number_or_nan(complexity, "flops");
   if (complexity.contains("patch")) result.summary.patch = complexity["patch"].get<std::array<int64_t, 3>>();
+  const nlohmann::json timing = metrics.value("inference_timing", nlohmann::json::object());
+  result.summary.ms_per_patch_dense = number_or_nan(timing, "ms_per_patch_dense");
+  result.summary.ms_per_patch_sparse = number_or_nan(timing, "ms_per_patch_sparse");
   result.summary.metrics_json = metrics.dump();
 
   append_case_rows(metrics, Split::Cv, false, result.case_metrics);

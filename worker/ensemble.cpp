@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/file_io.hpp"
 #include "data/dataset.hpp"
 #include "data/nifti.hpp"
 #include "metrics/evaluate.hpp"
@@ -53,10 +54,7 @@ CaseMetrics case_metrics_from_json(const json& j) {
 }
 
 json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  json parsed = json::parse(text.str(), nullptr, false);
+  json parsed = json::parse(read_file(path), nullptr, false);
   if (parsed.is_discarded()) throw InputError(path + ": not valid JSON");
   return parsed;
 }
@@ -127,27 +125,52 @@ std::optional<PostprocessingDecision> postprocessing_for(const Config& config, c
   return decision;
 }
 
-// Params/FLOPs of the cell: the mean over its folds' metrics.json "complexity" (the same net and sparsity).
-json cell_complexity(const EnsembleSpec& spec) {
-  double params = 0, flops = 0;
-  int counted = 0;
-  json patch;
+// The `key` objects of the cell's folds' metrics.json files (those that have one).
+std::vector<json> fold_metrics_objects(const EnsembleSpec& spec, const char* key) {
+  std::vector<json> objects;
   for (const std::string& dir : spec.fold_dirs) {
     const fs::path metrics = fs::path(dir) / "metrics.json";
     if (!fs::exists(metrics)) continue;
-    const json complexity = read_json_file(metrics.string()).value("complexity", json::object());
-    if (!complexity.contains("params")) continue;
-    params += complexity.value("params", 0.0);
-    flops += complexity.value("flops", 0.0);
-    patch = complexity.value("patch", json());
-    ++counted;
+    const json object = read_json_file(metrics.string()).value(key, json::object());
+    if (!object.empty()) objects.push_back(object);
   }
-  if (counted == 0) return json::object();
-  return {{"params", static_cast<int64_t>(params / counted + 0.5)},
-          {"params_m", params / counted / 1e6},
-          {"flops", flops / counted},
-          {"gflops", flops / counted / 1e9},
-          {"patch", patch}};
+  return objects;
+}
+
+// The mean of a number field over objects that hold a number there; null when none does.
+json mean_number(const std::vector<json>& objects, const char* field) {
+  double sum = 0;
+  int counted = 0;
+  for (const json& object : objects)
+    if (object.contains(field) && object[field].is_number()) {
+      sum += object[field].get<double>();
+      ++counted;
+    }
+  return counted == 0 ? json() : json(sum / counted);
+}
+
+// Params/FLOPs of the cell: the mean over its folds' metrics.json "complexity" (the same net and sparsity).
+json cell_complexity(const EnsembleSpec& spec) {
+  const std::vector<json> folds = fold_metrics_objects(spec, "complexity");
+  if (folds.empty() || mean_number(folds, "params").is_null()) return json::object();
+  const double params = mean_number(folds, "params").get<double>();
+  const double flops =
+      mean_number(folds, "flops").is_null() ? 0.0 : mean_number(folds, "flops").get<double>();
+  return {{"params", static_cast<int64_t>(params + 0.5)},
+          {"params_m", params / 1e6},
+          {"flops", flops},
+          {"gflops", flops / 1e9},
+          {"patch", folds.back().value("patch", json())}};
+}
+
+// Forward time per patch of the cell: the mean over its folds' measurements (the same net and sparsity).
+json cell_inference_timing(const EnsembleSpec& spec) {
+  const std::vector<json> folds = fold_metrics_objects(spec, "inference_timing");
+  if (folds.empty()) return json::object();
+  return {{"ms_per_patch_dense", mean_number(folds, "ms_per_patch_dense")},
+          {"ms_per_patch_sparse", mean_number(folds, "ms_per_patch_sparse")},
+          {"device", folds.back().value("device", "")},
+          {"folds", folds.size()}};
 }
 
 class EnsembleJob {
@@ -290,6 +313,7 @@ class EnsembleJob {
                   {"folds", spec_.folds},
                   {"kind", "ensemble"}};
     out["complexity"] = cell_complexity(spec_);
+    out["inference_timing"] = cell_inference_timing(spec_);
     return out;
   }
 

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/file_io.hpp"
 #include "data/case_store.hpp"
 #include "data/nifti.hpp"
 #include "model/dsff.hpp"
@@ -26,22 +27,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kCheckpointFormat = 1;  // the format Trainer::save_checkpoint writes
-
 std::string fmt3(const Int3& v) {
   return fmt::format("{}x{}x{}", v[0], v[1], v[2]);
 }
 
 std::string fmt_spacing(const Spacing3& s) {
   return fmt::format("{:g}x{:g}x{:g} mm", s[0], s[1], s[2]);
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot be read");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 Plan parse_plan(const std::string& text, const std::string& where) {
@@ -68,18 +59,13 @@ std::pair<Plan, std::string> find_plan(const Config& config, const std::string& 
       if (!store.has_text("plan.json")) continue;
       return {parse_plan(store.text("plan.json"), candidate + " (plan.json)"), candidate};
     }
-    return {parse_plan(read_text_file(candidate), candidate), candidate};
+    return {parse_plan(read_file(candidate), candidate), candidate};
   }
   std::string tried;
   for (const std::string& candidate : candidates) tried += (tried.empty() ? "" : ", ") + candidate;
   throw InputError(checkpoint_path + ": no preprocessing plan found (looked for " + tried +
                    "); keep the preprocessed store of the job's config (data.dataset / data.preprocessed), "
                    "copy its plan.json into the job folder, or pass --config with the right data paths");
-}
-
-std::string bytes_of(const torch::Tensor& t) {
-  const torch::Tensor c = t.to(torch::kUInt8).contiguous();
-  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<std::size_t>(c.numel()));
 }
 
 bool ends_with(const std::string& text, const std::string& suffix) {
@@ -169,9 +155,7 @@ PredictionModel load_prediction_model(const std::string& model, const ModelLoadO
   m.checkpoint = checkpoint_of(model);
   const CheckpointFile file = read_checkpoint_file(m.checkpoint);
   const nlohmann::json& meta = file.meta;
-  if (meta.value("format", 0) != kCheckpointFormat)
-    throw InputError(m.checkpoint + ": unsupported checkpoint format " +
-                     meta.value("format", nlohmann::json()).dump());
+  check_checkpoint_format(m.checkpoint, meta);
   if (!options.config_path.empty()) {
     m.config = load_config(options.config_path);
     if (meta.value("config_hash", "") != config_hash(m.config))
@@ -204,7 +188,7 @@ PredictionModel load_prediction_model(const std::string& model, const ModelLoadO
     torch::serialize::InputArchive archive;
     archive.load_from(file.payload.data(), file.payload.size());
     torch::serialize::InputArchive model_archive;
-    archive.read("model", model_archive);
+    archive.read(checkpoint_entry::kModel, model_archive);
     // Module::load takes the stored tensors whatever their shape, so a config that does not describe the
     // stored network is caught by comparing shapes.
     std::map<std::string, std::vector<int64_t>> expected;
@@ -221,11 +205,7 @@ PredictionModel load_prediction_model(const std::string& model, const ModelLoadO
     };
     for (const auto& item : m.net->named_parameters()) check_shape(item.key(), item.value());
     for (const auto& item : m.net->named_buffers()) check_shape(item.key(), item.value());
-    torch::Tensor topology_bytes;
-    archive.read("topology", topology_bytes);
-    const Topology topology = Topology::deserialize(bytes_of(topology_bytes));
-    if (topology.hash_hex() != meta.value("topology_hash", ""))
-      throw InputError(m.checkpoint + ": checkpoint topology hash does not match its header");
+    const Topology topology = read_checkpoint_topology(archive, meta, m.checkpoint);
     // The stored weights are already masked; applying the masks again makes sure of it.
     Dsff masks(m.net->masked_layers(), DsffOptions{});
     masks.set_topology(topology);
@@ -372,6 +352,7 @@ Predictor::Predictor(std::vector<PredictionModel> models, PredictorOptions optio
     throw ConfigError(fmt::format("--step: expected a fraction in (0, 1], got {}", options_.step_fraction));
   for (const PredictionModel& m : models_) check_model_fits_plan(m);
   for (std::size_t i = 1; i < models_.size(); ++i) check_same_plan(models_.front(), models_[i]);
+  for (PredictionModel& m : models_) forwards_.push_back(inference_forward(m.net, options_.inference));
 }
 
 torch::Tensor Predictor::probabilities(const MultiVolume<float>& preprocessed_image) {
@@ -382,8 +363,9 @@ torch::Tensor Predictor::probabilities(const MultiVolume<float>& preprocessed_im
   window.mirror_tta = options_.mirror_tta;
   window.device = options_.device;
   torch::Tensor sum;
-  for (PredictionModel& m : models_) {
-    torch::Tensor p = predict_probabilities(m.net, preprocessed_image, window, options_.inference);
+  const int64_t classes = config().model.num_classes;
+  for (const LogitsFn& forward : forwards_) {
+    torch::Tensor p = predict_probabilities(forward, classes, preprocessed_image, window);
     if (!sum.defined())
       sum = p;
     else

@@ -107,6 +107,7 @@ class Predictor {
  private:
   std::vector<PredictionModel> models_;
   PredictorOptions options_;
+  std::vector<LogitsFn> forwards_;  // one compiled forward per model (sparse topology packed once)
 };
 
 }  // namespace e2e

@@ -42,10 +42,12 @@ nlohmann::json validate_fold(E2ENet& net, const Config& config, const FoldData& 
   window.device = options.device;
   fs::create_directories(fs::path(options.out_dir) / "validation");
 
+  const LogitsFn forward = inference_forward(net, options.inference);
   for (std::size_t i = comm.rank(); i < fold.val_ids.size(); i += comm.size()) {
     const std::string& id = fold.val_ids[i];
     const PreprocessedCase c = store.read_case(id);
-    const torch::Tensor probabilities = predict_probabilities(net, c.image, window);
+    const torch::Tensor probabilities =
+        predict_probabilities(forward, net->config().num_classes, c.image, window);
     const CaseMeta meta = store.meta(id);
     write_nifti_labels(prediction_path(options, id), export_segmentation(probabilities, meta), meta.geometry);
     spdlog::info("validation {}/{}: {}", i + 1, fold.val_ids.size(), id);

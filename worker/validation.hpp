@@ -8,6 +8,7 @@
 
 #include "worker/communicator.hpp"
 #include "worker/data_source.hpp"
+#include "worker/inference.hpp"
 
 namespace e2e {
 
@@ -16,6 +17,7 @@ struct ValidationOptions {
   bool mirror_tta = false;
   double step_fraction = 0.5;
   torch::Device device = torch::kCPU;
+  InferencePathOptions inference;  // sparse or dense forward, compiled once for all cases
 };
 
 // Returns the evaluation report (on the leader; other ranks get an empty object). When the raw dataset is

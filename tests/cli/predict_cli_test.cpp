@@ -50,7 +50,8 @@ TEST(PredictCliHelp, ListsTheOptions) {
 }
 
 // One tiny job, trained once per test process: synth MR data (6 cases: zero outside the body, so inputs are
-// cropped and z-scored inside the non-zero mask) → train fold 0 (2 validation cases) → job folder.
+// cropped and z-scored inside the non-zero mask) → train fold 0 at sparsity 0.8 (sparse enough for the
+// compiled sparse inference path), 2 validation cases → job folder.
 class PredictCli : public ::testing::Test {
  protected:
   static fs::path root;
@@ -76,7 +77,7 @@ class PredictCli : public ::testing::Test {
            "data: {dataset: " +
                (root / "data").string() + "}\n";
     job = root / "job";
-    const Result train = run_e2e("train --config " + config.string() + " --fold 0 --sparsity 0.5 --out " +
+    const Result train = run_e2e("train --config " + config.string() + " --fold 0 --sparsity 0.8 --out " +
                                  job.string() + " --loader-threads 1");
     ASSERT_EQ(train.exit_code, 0) << train.output;
     const nlohmann::json splits = read_json(root / "data_preprocessed" / "splits_final.json");
@@ -166,6 +167,34 @@ TEST_F(PredictCli, ReproducesTheJobsValidationPredictionsAndMetrics) {
     if (!report["summary"][key].is_null()) {
       EXPECT_NEAR(report["summary"][key].get<double>(), metrics["summary"][key].get<double>(), 1e-6) << key;
     }
+  }
+}
+
+// `e2e predict` runs the compiled sparse path on this sparse model (and not with --dense); both write the
+// same label maps. The training job's metrics.json carries its measured per-patch forward times on both.
+TEST_F(PredictCli, SparsePathIsTakenAndWritesTheSameLabelsAsDense) {
+  const nlohmann::json timing = read_json(job / "metrics.json")["inference_timing"];
+  EXPECT_GT(timing["ms_per_patch_dense"].get<double>(), 0.0) << timing;
+  EXPECT_GT(timing["ms_per_patch_sparse"].get<double>(), 0.0) << timing;
+  EXPECT_GT(timing["sparse_layers"].get<int>(), 0) << timing;
+
+  const fs::path images = root / "sparse_dense" / "images", labels = root / "sparse_dense" / "labels";
+  copy_validation_cases(images, labels);
+  const Result sparse = run_e2e("predict --model " + job.string() + " --input " + images.string() +
+                                " --output " + (root / "sparse_dense" / "sparse").string() + " --device cpu");
+  ASSERT_EQ(sparse.exit_code, 0) << sparse.output;
+  EXPECT_THAT(sparse.output, HasSubstr("forward pass(es) on the sparse path"));
+  EXPECT_THAT(sparse.output, Not(HasSubstr("predict: 0 forward pass(es) on the sparse path")));
+  const Result dense = run_e2e("predict --dense --model " + job.string() + " --input " + images.string() +
+                               " --output " + (root / "sparse_dense" / "dense").string() + " --device cpu");
+  ASSERT_EQ(dense.exit_code, 0) << dense.output;
+  EXPECT_THAT(dense.output, HasSubstr("predict: 0 forward pass(es) on the sparse path (--dense)"));
+
+  for (const std::string& id : validation_ids) {
+    const std::string name = id + ".nii.gz";
+    EXPECT_EQ(read_nifti_labels((root / "sparse_dense" / "dense" / name).string()).voxels,
+              read_nifti_labels((root / "sparse_dense" / "sparse" / name).string()).voxels)
+        << name;
   }
 }
 

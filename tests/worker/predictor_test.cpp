@@ -116,8 +116,8 @@ TEST_F(PredictorTest, EnsembleIsTheMeanOfTheModelsProbabilities) {
   torch::Tensor p_a, p_b;
   {
     torch::NoGradGuard no_grad;
-    p_a = predict_probabilities(net_a, image, window);
-    p_b = predict_probabilities(net_b, image, window);
+    p_a = predict_probabilities(inference_forward(net_a), net_a->config().num_classes, image, window);
+    p_b = predict_probabilities(inference_forward(net_b), net_b->config().num_classes, image, window);
   }
   Predictor predictor(std::move(models), PredictorOptions{});
   const torch::Tensor ensemble = predictor.probabilities(image);
@@ -159,7 +159,9 @@ TEST_F(PredictorTest, LoadsTrainedJobsAndEnsemblesThem) {
   {
     torch::NoGradGuard no_grad;
     expected =
-        (predict_probabilities(trained_a, image, window) + predict_probabilities(trained_b, image, window)) /
+        (predict_probabilities(inference_forward(trained_a), trained_a->config().num_classes, image, window) +
+         predict_probabilities(inference_forward(trained_b), trained_b->config().num_classes, image,
+                               window)) /
         2;
   }
   Predictor predictor({load_prediction_model(job_a), load_prediction_model(job_b)}, PredictorOptions{});
