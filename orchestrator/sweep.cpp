@@ -77,17 +77,29 @@ std::function<void(const StepProgress&)> throttled_steps(std::function<void(cons
   };
 }
 
+// Whether the coordinator draws the live view: --view live, or auto and mpirun's stdout is a terminal.
+bool wants_live_view(const SweepOptions& options) {
+  if (options.view == "live") return true;
+  if (options.view == "log") return false;
+  return output_terminal(1).terminal;
+}
+
+// Log lines without colour codes, for a coordinator whose output is a file or a pipe (Open MPI's
+// pseudo-terminal would make the default sink colour them).
+void use_plain_log_lines() {
+  auto plain = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  plain->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  spdlog::default_logger()->sinks() = {plain};
+}
+
 // The coordinator's terminal output: a live view redrawn in place (about 4 times a second) with log lines
 // scrolling above it, or, when the output is not a terminal, log lines and a summary line every 30 s.
 class SweepDisplay {
  public:
   SweepDisplay(const SweepOptions& options, int groups)
       : tracker_(options.config.experiment, groups, now_seconds()) {
-    TerminalInfo terminal = output_terminal(1);
-    if (options.view == "live") terminal.terminal = true;
-    if (options.view == "log") terminal.terminal = false;
-    if (!terminal.terminal) return;
-    frame_ = std::make_shared<TerminalFrame>(stdout, terminal.columns);
+    if (!wants_live_view(options)) return;
+    frame_ = std::make_shared<TerminalFrame>(stdout, output_terminal(1).columns);
     auto& sinks = spdlog::default_logger()->sinks();
     saved_sinks_ = sinks;
     sinks = {std::make_shared<FrameSink>(frame_)};
@@ -686,6 +698,7 @@ int run_sweep(const SweepOptions& options) {
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
+  if (rank == 0 && !wants_live_view(options)) use_plain_log_lines();
   const int per_group = options.gpus_per_job;
   if (world > 1 && (world - 1) % per_group != 0)
     throw ConfigError(

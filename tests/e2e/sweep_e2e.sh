@@ -66,8 +66,9 @@ for dir in $with_checkpoint; do
   awk '/checkpoint at iteration/ { seen = 1 } /starting from scratch/ && seen { bad = 1 } END { exit !bad }' \
     "$dir/worker.log" && fail "$dir restarted from scratch although it had a checkpoint"
 done
-grep -q "starting from scratch\|checkpoint at iteration" crash1.log crash2.log full.log &&
+grep -q "starting from scratch\|checkpoint at iteration [0-9]* →" crash1.log crash2.log full.log &&
   fail "worker lines in the coordinator's log"
+grep -q $'\e\[' full.log crash1.log && fail "colour codes in the coordinator's log file"
 done_before=$(grep -c "job .* done" crash1.log || true)
 echo "crash: $done_before job(s) done before the kill, $(echo "$with_checkpoint" | grep -c . || true) job folder(s) with checkpoints"
 
