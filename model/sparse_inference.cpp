@@ -306,15 +306,18 @@ torch::Tensor sparse_up_conv(const PackedUpConv& conv, const torch::Tensor& x_in
       call.out = scratch.data();
       call.out_stride = kChunk;
       sparse_rows(call, kernel);
-      // Tap (a, b, c) of input voxel (d, h, w) lands on (d·kd + a, h·kh + b, w·kw + c).
-      for (int64_t t = 0; t < taps; ++t) {
-        const int64_t a = t / (kh * kw), b = (t / kw) % kh, c = t % kw;
+      // Tap (a, b, c) of input voxel (d, h, w) lands on (d·kd + a, h·kh + b, w·kw + c): for each (a, b) the
+      // kw taps interleave into one contiguous output row segment (no division per voxel).
+      for (int64_t ab = 0; ab < kd * kh; ++ab) {
+        const int64_t a = ab / kh, b = ab % kh;
         for (int64_t o = 0; o < out_c; ++o) {
-          const float* src = scratch.data() + (t * out_c + o) * kChunk;
-          float* dst = out_data + ((n * out_c + o) * out_d + d * kd + a) * out_h * out_w;
+          const float* src = scratch.data() + (ab * kw * out_c + o) * kChunk;  // tap c at + c·out_c·kChunk
+          float* dst = out_data + ((n * out_c + o) * out_d + d * kd + a) * out_h * out_w + b * out_w;
+          int64_t h = p0 / width, w = p0 % width;
           for (int64_t k = 0; k < length; ++k) {
-            const int64_t h = (p0 + k) / width, w = (p0 + k) % width;
-            dst[(h * kh + b) * out_w + w * kw + c] = src[k];
+            float* at = dst + h * kh * out_w + w * kw;
+            for (int64_t c = 0; c < kw; ++c) at[c] = src[c * out_c * kChunk + k];
+            if (++w == width) w = 0, ++h;
           }
         }
       }
