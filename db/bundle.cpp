@@ -331,6 +331,8 @@ ResultBundle read_result_bundle(const std::string& dir) {
   } else if (b.status == JobStatus::Done) {
     top.fail("result", "a done job needs its result");
   }
+  if (b.result && b.status != JobStatus::Done)
+    top.fail("result", "only a done job carries a result (the job is " + to_string(b.status) + ")");
   for (const Fields& e : top.array("epochs")) b.epochs.push_back(read_epoch(e));
   for (const Fields& e : top.array("events"))
     b.events.push_back({e.text("time"),
@@ -363,98 +365,62 @@ std::vector<std::string> find_bundles(const std::vector<std::string>& paths) {
 // ----------------------------------------------------------------------------------------------------------
 // Import
 
+// One bundle into the store, through the Store's own methods (the caller holds the transaction).
 class BundleImporter {
  public:
-  BundleImporter(Store& store, bool allow_config_change)
-      : store_(store), db_(store.database()), allow_(allow_config_change) {}
+  BundleImporter(Store& store, bool allow_config_change) : store_(store), allow_(allow_config_change) {}
 
   ImportOutcome import(const std::string& source, const ResultBundle& b, const std::string& bundle_sha256) {
     ImportOutcome outcome{source, 0, false, ""};
-    Statement seen = db_.prepare("SELECT job_id FROM imports WHERE bundle_sha256 = ?");
-    seen.bind_all(bundle_sha256);
-    if (seen.step()) {
-      outcome.job_id = seen.int64(0);
+    if (const std::optional<int64_t> job = store_.imported_job(bundle_sha256)) {
+      outcome.job_id = *job;
       outcome.note = "already imported";
       return outcome;
     }
     const int64_t experiment_id = find_or_add_experiment(source, b.experiment);
-    outcome.job_id = find_or_add_job(experiment_id, b);
-    Statement status = db_.prepare("SELECT status FROM jobs WHERE id = ?");
-    status.bind_all(outcome.job_id).step();
-    if (status.text(0) == "done") {
+    outcome.job_id =
+        store_.add_job(experiment_id, b.experiment.config_hash, b.fold, b.sparsity, b.seed, b.max_attempts);
+    if (store_.job(outcome.job_id).status == JobStatus::Done) {
       outcome.note = "the job is already done";
     } else {
       write_job(outcome.job_id, b);
       outcome.imported = true;
     }
-    db_.prepare("INSERT INTO imports (bundle_sha256, job_id, source, imported_at) VALUES (?, ?, ?, ?)")
-        .bind_all(bundle_sha256, outcome.job_id, source, utc_now())
-        .run();
+    store_.record_import(bundle_sha256, outcome.job_id, source);
     return outcome;
   }
 
  private:
   int64_t find_or_add_experiment(const std::string& source, const ExperimentInfo& info) {
-    Statement find = db_.prepare("SELECT id, config_hash FROM experiments WHERE name = ?");
-    find.bind_all(info.name);
-    if (find.step()) {
-      if (find.text(1) != info.config_hash && !allow_)
-        throw InputError(
-            fmt::format("result bundle '{}': experiment '{}' is in the store with another configuration "
-                        "(config hash {}…, the bundle's {}…)",
-                        source, info.name, find.text(1).substr(0, 12), info.config_hash.substr(0, 12)));
-      return find.int64(0);
-    }
-    const std::string now = utc_now();
-    db_.prepare(
-           "INSERT INTO experiments (name, config_json, config_hash, dataset_fingerprint, code_version, "
-           "created_at, "
-           "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind_all(info.name, info.config_json, info.config_hash, info.dataset_fingerprint, info.code_version,
-                  now, now)
-        .run();
-    return db_.last_insert_rowid();
-  }
-
-  int64_t find_or_add_job(int64_t experiment_id, const ResultBundle& b) {
-    const std::string key = b.key();
-    db_.prepare(
-           "INSERT OR IGNORE INTO jobs (key, experiment_id, config_hash, fold, sparsity, seed, max_attempts, "
-           "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-        .bind_all(key, experiment_id, b.experiment.config_hash, b.fold, b.sparsity, b.seed, b.max_attempts,
-                  utc_now())
-        .run();
-    Statement find = db_.prepare("SELECT id FROM jobs WHERE key = ?");
-    find.bind_all(key).step();
-    return find.int64(0);
+    const auto found = store_.find_experiment(info.name);
+    if (!found) return store_.upsert_experiment(info);
+    if (found->second != info.config_hash && !allow_)
+      throw InputError(
+          fmt::format("result bundle '{}': experiment '{}' is in the store with another configuration "
+                      "(config hash {}…, the bundle's {}…)",
+                      source, info.name, found->second.substr(0, 12), info.config_hash.substr(0, 12)));
+    return found->first;
   }
 
   void write_job(int64_t job_id, const ResultBundle& b) {
     const std::string now = utc_now();
-    const std::string started = b.events.empty() ? now : b.events.front().time;
-    const std::string finished = b.events.empty() ? now : b.events.back().time;
-    db_.prepare(
-           "UPDATE jobs SET status = ?, attempts = ?, max_attempts = ?, node = ?, error = ?, started_at = ?, "
-           "finished_at = ?, heartbeat_at = ?, checkpoint_path = ?, checkpoint_sha256 = ?, "
-           "checkpoint_iteration = ? "
-           "WHERE id = ?")
-        .bind_all(to_string(b.status), b.attempts, b.max_attempts, b.node,
-                  b.error.empty() ? std::optional<std::string>() : b.error, started, finished, finished,
-                  b.checkpoint ? std::optional<std::string>(b.checkpoint->path) : std::nullopt,
-                  b.checkpoint ? std::optional<std::string>(b.checkpoint->sha256) : std::nullopt,
-                  b.checkpoint ? std::optional<int64_t>(b.checkpoint->iteration) : std::nullopt, job_id)
-        .run();
-    for (const BundleEvent& e : b.events) store_.insert_event(job_id, e.kind, e.message, e.time);
-    for (const EpochRow& e : b.epochs) store_.insert_epoch(job_id, e);
-    for (const MaskSnapshot& m : b.periodic_masks) store_.insert_masks(job_id, m);
-    if (!b.result) return;
-    store_.insert_result(job_id, b.result->summary);
-    store_.insert_case_metrics(job_id, b.result->case_metrics);
-    if (b.result->final_masks) store_.insert_masks(job_id, *b.result->final_masks);
+    RecordedJobState state;
+    state.status = b.status;
+    state.attempts = b.attempts;
+    state.max_attempts = b.max_attempts;
+    state.node = b.node;
+    state.error = b.error;
+    state.started_at = b.events.empty() ? now : b.events.front().time;
+    state.finished_at = b.events.empty() ? now : b.events.back().time;
+    state.checkpoint = b.checkpoint;
+    store_.restore_job_state(job_id, state);
+    for (const BundleEvent& e : b.events) store_.add_event(job_id, e.kind, e.message, e.time);
+    store_.record_epochs(job_id, b.epochs);
+    for (const MaskSnapshot& m : b.periodic_masks) store_.record_masks(job_id, m);
+    if (b.result) store_.record_result(job_id, *b.result);
   }
 
   Store& store_;
-  Database& db_;
   bool allow_;
 };
 

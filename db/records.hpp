@@ -75,6 +75,18 @@ struct Checkpoint {
   int64_t iteration = 0;
 };
 
+// A job's state as recorded by another store or run (a result bundle's job): what Store::restore_job_state
+// writes over a job row.
+struct RecordedJobState {
+  JobStatus status = JobStatus::Done;
+  int attempts = 0;
+  int max_attempts = 3;
+  std::string node;
+  std::string error;  // empty: none
+  std::string started_at, finished_at;
+  std::optional<Checkpoint> checkpoint;
+};
+
 struct Job {
   int64_t id = 0;
   std::string key;

@@ -260,21 +260,28 @@ int64_t Database::pragma_int(const std::string& name) {
 // ----------------------------------------------------------------------------------------------------------
 // Transaction
 
-Transaction::Transaction(Database& db, Kind kind) : db_(db) {
-  db_.exec(kind == Kind::Immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+bool Database::in_transaction() const {
+  return sqlite3_get_autocommit(db_) == 0;
+}
+
+Transaction::Transaction(Database& db, Kind kind) : db_(db), nested_(db.in_transaction()) {
+  if (nested_)
+    db_.exec("SAVEPOINT e2e_nested");
+  else
+    db_.exec(kind == Kind::Immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
 }
 
 Transaction::~Transaction() {
   if (!open_) return;
   try {
-    db_.exec("ROLLBACK");
+    db_.exec(nested_ ? "ROLLBACK TO e2e_nested; RELEASE e2e_nested" : "ROLLBACK");
   } catch (...) {
     // The connection already rolled back (e.g. after SQLITE_FULL); nothing left to undo.
   }
 }
 
 void Transaction::commit() {
-  db_.exec("COMMIT");
+  db_.exec(nested_ ? "RELEASE e2e_nested" : "COMMIT");
   open_ = false;
 }
 

@@ -103,6 +103,7 @@ class Database {
   int64_t last_insert_rowid() const;
   int64_t changes() const;
   int64_t pragma_int(const std::string& name);
+  bool in_transaction() const;  // a BEGIN is open on this connection
 
   [[noreturn]] void fail(int rc, const std::string& what) const;
 
@@ -115,6 +116,8 @@ class Database {
 
 // BEGIN IMMEDIATE (writers: takes the write lock up front so the transaction cannot deadlock on upgrade) or
 // BEGIN DEFERRED (readers: one consistent snapshot across several queries). Rolls back unless committed.
+// Inside an open transaction it is a SAVEPOINT instead, so Store methods compose into a caller's
+// transaction (a bundle import is one transaction of many Store calls): its rollback undoes only its part.
 class Transaction {
  public:
   enum class Kind { Immediate, Deferred };
@@ -126,6 +129,7 @@ class Transaction {
 
  private:
   Database& db_;
+  bool nested_;
   bool open_ = true;
 };
 

@@ -146,6 +146,23 @@ void Store::record_splits(int64_t experiment_id, const std::vector<SplitEntry>& 
   transaction.commit();
 }
 
+std::pair<int64_t, bool> Store::insert_training_job(const std::string& key, int64_t experiment_id,
+                                                    const std::string& config_hash, int fold, double sparsity,
+                                                    uint64_t seed, int max_attempts, const std::string& now) {
+  db_->cached(
+         "INSERT OR IGNORE INTO jobs (key, experiment_id, config_hash, fold, sparsity, seed, max_attempts, "
+         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind_all(key, experiment_id, config_hash, fold, sparsity, seed, max_attempts, now)
+      .run();
+  const bool created = db_->changes() > 0;
+  Statement& find = db_->cached("SELECT id FROM jobs WHERE key = ?");
+  find.bind_all(key);
+  find.step();
+  const int64_t id = find.int64(0);
+  find.reset();
+  return {id, created};
+}
+
 EnumerateResult Store::enumerate_jobs(int64_t experiment_id, const JobGrid& grid) {
   if (grid.max_attempts < 1)
     throw ConfigError("sweep.max_attempts: expected at least 1, got " + std::to_string(grid.max_attempts));
@@ -155,24 +172,17 @@ EnumerateResult Store::enumerate_jobs(int64_t experiment_id, const JobGrid& grid
   if (!experiment.step()) throw StoreError("no experiment with id " + std::to_string(experiment_id));
   const std::string name = experiment.text(0);
   const std::string config_hash = experiment.text(1);
-  Statement insert = db_->prepare(
-      "INSERT OR IGNORE INTO jobs (key, experiment_id, config_hash, fold, sparsity, seed, max_attempts, "
-      "created_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   Statement find = db_->prepare("SELECT id FROM jobs WHERE key = ?");
   EnumerateResult result;
   const std::string now = utc_now();
   for (double sparsity : grid.sparsities)
     for (int fold : grid.folds)
       for (uint64_t seed : grid.seeds) {
-        const std::string key = job_key(name, fold, sparsity, seed, config_hash);
-        insert.reset();
-        insert.bind_all(key, experiment_id, config_hash, fold, sparsity, seed, grid.max_attempts, now).run();
-        result.created += db_->changes();
-        find.reset();
-        find.bind_all(key);
-        find.step();
-        result.job_ids.push_back(find.int64(0));
+        const auto [id, created] =
+            insert_training_job(job_key(name, fold, sparsity, seed, config_hash), experiment_id, config_hash,
+                                fold, sparsity, seed, grid.max_attempts, now);
+        result.created += created ? 1 : 0;
+        result.job_ids.push_back(id);
       }
   if (grid.test_ensembles) {
     Statement insert_ensemble = db_->prepare(
@@ -471,6 +481,60 @@ void Store::record_result(int64_t job_id, const JobResult& result) {
     insert_event(job_id, EventKind::Done, fmt::format("mDice {:.4f}", result.summary.mean_dice), now);
   }
   transaction.commit();
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// Result-bundle import
+
+std::optional<int64_t> Store::imported_job(const std::string& bundle_sha256) {
+  Statement seen = db_->prepare("SELECT job_id FROM imports WHERE bundle_sha256 = ?");
+  seen.bind_all(bundle_sha256);
+  if (!seen.step()) return std::nullopt;
+  return seen.int64(0);
+}
+
+void Store::record_import(const std::string& bundle_sha256, int64_t job_id, const std::string& source) {
+  db_->prepare("INSERT INTO imports (bundle_sha256, job_id, source, imported_at) VALUES (?, ?, ?, ?)")
+      .bind_all(bundle_sha256, job_id, source, utc_now())
+      .run();
+}
+
+std::optional<std::pair<int64_t, std::string>> Store::find_experiment(const std::string& name) {
+  Statement find = db_->prepare("SELECT id, config_hash FROM experiments WHERE name = ?");
+  find.bind_all(name);
+  if (!find.step()) return std::nullopt;
+  return std::make_pair(find.int64(0), find.text(1));
+}
+
+int64_t Store::add_job(int64_t experiment_id, const std::string& config_hash, int fold, double sparsity,
+                       uint64_t seed, int max_attempts) {
+  Transaction transaction(*db_);
+  Statement experiment = db_->prepare("SELECT name FROM experiments WHERE id = ?");
+  experiment.bind_all(experiment_id);
+  if (!experiment.step()) throw StoreError("no experiment with id " + std::to_string(experiment_id));
+  const std::string key = job_key(experiment.text(0), fold, sparsity, seed, config_hash);
+  const int64_t id =
+      insert_training_job(key, experiment_id, config_hash, fold, sparsity, seed, max_attempts, utc_now())
+          .first;
+  transaction.commit();
+  return id;
+}
+
+void Store::restore_job_state(int64_t job_id, const RecordedJobState& s) {
+  db_->prepare(
+         "UPDATE jobs SET status = ?, attempts = ?, max_attempts = ?, node = ?, error = ?, started_at = ?, "
+         "finished_at = ?, heartbeat_at = ?, checkpoint_path = ?, checkpoint_sha256 = ?, "
+         "checkpoint_iteration = ? WHERE id = ?")
+      .bind_all(to_string(s.status), s.attempts, s.max_attempts, s.node,
+                s.error.empty() ? std::optional<std::string>() : s.error, s.started_at, s.finished_at,
+                s.finished_at, s.checkpoint ? std::optional<std::string>(s.checkpoint->path) : std::nullopt,
+                s.checkpoint ? std::optional<std::string>(s.checkpoint->sha256) : std::nullopt,
+                s.checkpoint ? std::optional<int64_t>(s.checkpoint->iteration) : std::nullopt, job_id)
+      .run();
+}
+
+void Store::add_event(int64_t job_id, EventKind kind, const std::string& message, const std::string& time) {
+  insert_event(job_id, kind, message, time);
 }
 
 }  // namespace e2e

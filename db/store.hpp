@@ -97,6 +97,20 @@ class Store {
 
   Job job(int64_t job_id) const;
 
+  // What a result-bundle import (db/bundle.hpp) composes, all in the importer's one transaction:
+  // the job a bundle (by its SHA-256) was imported into, if any; recording that import.
+  std::optional<int64_t> imported_job(const std::string& bundle_sha256);
+  void record_import(const std::string& bundle_sha256, int64_t job_id, const std::string& source);
+  // The experiment of that name: its id and config hash.
+  std::optional<std::pair<int64_t, std::string>> find_experiment(const std::string& name);
+  // The training job (fold, sparsity, seed) of the experiment under `config_hash`, with the key
+  // enumerate_jobs gives it; created pending when missing.
+  int64_t add_job(int64_t experiment_id, const std::string& config_hash, int fold, double sparsity,
+                  uint64_t seed, int max_attempts);
+  // Writes another run's state over the job row (no event; the caller copies that run's events).
+  void restore_job_state(int64_t job_id, const RecordedJobState& state);
+  void add_event(int64_t job_id, EventKind kind, const std::string& message, const std::string& time);
+
  private:
   void configure(const StoreOptions& options);
   void transition(int64_t job_id, const char* sql_set, EventKind kind, const std::string& message);
@@ -108,8 +122,10 @@ class Store {
   JobStatus status_of(int64_t job_id);
 
   std::shared_ptr<Database> db_;
-
-  friend class BundleImporter;
+  // INSERT OR IGNORE of a training job row; its id, and whether it was created.
+  std::pair<int64_t, bool> insert_training_job(const std::string& key, int64_t experiment_id,
+                                               const std::string& config_hash, int fold, double sparsity,
+                                               uint64_t seed, int max_attempts, const std::string& now);
 };
 
 }  // namespace e2e
