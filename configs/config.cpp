@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/file_io.hpp"
+#include "configs/config_json.hpp"
 
 namespace e2e {
 namespace {

@@ -139,12 +139,6 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
 // Cross-field checks (pools vs. levels, patch divisible by the total pool, …). Called by the parsers.
 void validate(const Config& config);
 
-// Canonical JSON of the whole configuration (for the store, checkpoints and result bundles).
-std::string config_to_json(const Config& config);
-// SHA-256 over the sections that change results (model, sparsity, training, data, eval) — not the store
-// path, the sweep's job list or the file name — so relaunching with another --folds keeps job identities.
-std::string config_hash(const Config& config);
-
 // Small parsers shared by the command line.
 std::vector<double> parse_sparsity_list(const std::string& text);   // "0,0.7,0.8"
 Int3 parse_int3(const std::string& text, const std::string& what);  // "128,128,128"

@@ -1,6 +1,7 @@
+#include "configs/config_json.hpp"
+
 #include <nlohmann/json.hpp>
 
-#include "configs/config.hpp"
 #include "configs/hash.hpp"
 
 namespace e2e {

@@ -1,4 +1,6 @@
 // K-fold splits identical to nnU-Net (sklearn KFold with numpy's legacy shuffle) and splits_final.json I/O.
+#include "data/folds.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -126,28 +126,4 @@ std::vector<std::pair<int, std::vector<std::array<int32_t, 3>>>> foreground_loca
 // foreground locations. `meta` receives what is needed to map the result back to the original file.
 PreprocessedCase preprocess_case(CroppedCase c, const Plan& plan, CaseMeta* meta = nullptr);
 
-// ------------------------------------------------------------------------------------ whole dataset
-
-struct PreprocessOptions {
-  std::string dataset_dir;       // raw MSD / nnU-Net v1 / v2 dataset
-  std::string out_dir;           // receives cases.h5, plan.json, fingerprint.json, splits_final.json
-  std::optional<Config> config;  // patch, batch, pools, data.target_spacing, data.compress
-  int workers = 0;               // threads computing cases; 0 = hardware concurrency
-  std::string splits_file;       // nnU-Net splits_final.json to use instead of KFold(5, 12345)
-  bool compress = false;         // gzip + shuffle in the store (also when config.data.compress)
-};
-
-struct PreprocessResult {
-  std::string store_path;
-  bool reused = false;  // the store was already up to date
-  int64_t cases = 0;
-  Plan plan;
-};
-
-// Runs everything. The store is written under a temporary name and renamed into place when complete, so an
-// interrupted run never leaves a store that looks complete; a rerun whose inputs (file contents) and
-// settings hash like the existing store's reuses it. Bad input throws InputError naming the file; then no
-// new output is left behind.
-PreprocessResult preprocess_dataset(const PreprocessOptions& options);
-
 }  // namespace e2e

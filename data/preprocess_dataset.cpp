@@ -19,7 +19,8 @@
 
 #include "common/file_io.hpp"
 #include "configs/hash.hpp"
-#include "data/preprocess.hpp"
+#include "data/folds.hpp"
+#include "data/preprocess_dataset.hpp"
 
 namespace e2e {
 

@@ -5,6 +5,7 @@
 
 #include "configs/config.hpp"
 #include "data/preprocess.hpp"
+#include "data/preprocess_dataset.hpp"
 #include "orchestrator/commands.hpp"
 
 namespace e2e {

@@ -5,6 +5,8 @@
 #include <filesystem>
 
 #include "data/dataset.hpp"
+#include "data/folds.hpp"
+#include "data/preprocess_dataset.hpp"
 
 namespace e2e {
 

@@ -12,6 +12,7 @@
 
 #include "common/file_io.hpp"
 #include "data/dataset.hpp"
+#include "data/folds.hpp"
 #include "data/nifti.hpp"
 #include "metrics/evaluate.hpp"
 #include "metrics/postprocess.hpp"

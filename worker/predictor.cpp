@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "common/file_io.hpp"
+#include "configs/config_json.hpp"
 #include "data/case_store.hpp"
 #include "data/nifti.hpp"
 #include "model/dsff.hpp"

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "configs/config.hpp"
+#include "configs/config_json.hpp"
 
 namespace e2e {
 namespace {

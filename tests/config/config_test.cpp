@@ -1,4 +1,5 @@
 #include "configs/config.hpp"
+#include "configs/config_json.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

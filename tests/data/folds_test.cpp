@@ -9,6 +9,7 @@
 #include <map>
 
 #include "data/dataset.hpp"
+#include "data/folds.hpp"
 
 namespace e2e {
 namespace {

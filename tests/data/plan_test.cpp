@@ -4,6 +4,7 @@
 // fingerprint stored in the same file; "source" and "description" in each file say which planner and which
 // kind of dataset it is.
 #include "data/plan.hpp"
+#include "configs/config_json.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

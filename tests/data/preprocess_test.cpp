@@ -1,4 +1,5 @@
 #include "data/preprocess.hpp"
+#include "data/folds.hpp"
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
@@ -12,6 +13,7 @@
 #include <set>
 
 #include "data/nifti.hpp"
+#include "data/preprocess_dataset.hpp"
 #include "data/resample.hpp"
 
 namespace e2e {

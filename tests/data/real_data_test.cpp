@@ -10,6 +10,7 @@
 
 #include "data/nifti.hpp"
 #include "data/preprocess.hpp"
+#include "data/preprocess_dataset.hpp"
 #include "data/resample.hpp"
 
 namespace e2e {

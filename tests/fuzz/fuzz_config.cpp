@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "configs/config.hpp"
+#include "configs/config_json.hpp"
 #include "tests/fuzz/fuzz_util.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {

@@ -4,6 +4,7 @@
 
 #include "common/errors.hpp"
 #include "data/dataset.hpp"
+#include "data/folds.hpp"
 #include "tests/fuzz/fuzz_util.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "data/dataset.hpp"
+#include "data/folds.hpp"
 #include "data/nifti.hpp"
 #include "data/synthetic.hpp"
 

@@ -1,4 +1,5 @@
 #include "worker/predictor.hpp"
+#include "configs/config_json.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

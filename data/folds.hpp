@@ -1,0 +1,27 @@
+// Cross-validation folds: K-fold splits identical to nnU-Net (sklearn KFold with numpy's legacy shuffle) and
+// nnU-Net's splits_final.json.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace e2e {
+
+// KFold(5, shuffle, seed 12345) over sorted case ids, identical to nnU-Net / sklearn.
+struct FoldSplit {
+  std::vector<std::string> train;
+  std::vector<std::string> val;
+};
+// Validation ids of a fold are sorted ascending; training ids too. Throws InputError for fewer cases than
+// folds or duplicate ids, ConfigError for folds < 2.
+std::vector<FoldSplit> kfold_splits(const std::vector<std::string>& sorted_case_ids, int folds = 5,
+                                    unsigned seed = 12345);
+// numpy's legacy RandomState(seed).permutation(n).
+std::vector<int64_t> legacy_numpy_permutation(int64_t n, unsigned seed);
+// nnU-Net's splits_final.json: [{"train": [...], "val": [...]}, …].
+// Reading checks the shape of the file and that no case is both training and validation in one fold.
+std::vector<FoldSplit> read_splits_json(const std::string& path);
+void write_splits_json(const std::string& path, const std::vector<FoldSplit>& splits);  // atomic
+
+}  // namespace e2e
