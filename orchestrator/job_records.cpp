@@ -1,9 +1,13 @@
 #include "orchestrator/job_records.hpp"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
+
+#include "db/plot.hpp"
 
 namespace e2e {
 
@@ -60,6 +64,23 @@ EpochRow to_epoch_row(const EpochRecord& r) {
   row.seconds = r.seconds;
   row.loader_wait_fraction = r.loader_wait_fraction;
   return row;
+}
+
+std::string job_title(const Config& config, const JobSpec& job) {
+  return fmt::format("{} fold {} s={} seed {}", config.experiment, job.fold, job.sparsity, job.seed);
+}
+
+void write_learning_curve(const std::vector<EpochRecord>& history, const std::string& title,
+                          const std::string& out_dir) {
+  if (history.empty()) return;
+  std::vector<EpochRow> epochs;
+  for (const EpochRecord& record : history) epochs.push_back(to_epoch_row(record));
+  const std::string png = (std::filesystem::path(out_dir) / "learning_curve.png").string();
+  try {
+    if (!plot_curves_png(epochs, title, png)) spdlog::warn("{}: not drawn (gnuplot is not installed)", png);
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: not drawn ({})", png, e.what());
+  }
 }
 
 nlohmann::json epoch_to_json(const EpochRecord& record) {

@@ -12,6 +12,15 @@ namespace e2e {
 std::string host_name();
 
 EpochRow to_epoch_row(const EpochRecord& record);
+
+// <out_dir>/learning_curve.png (train / val loss, mean pseudo-Dice) from a finished job's epochs, drawn by
+// db/plot.hpp's gnuplot plotter. A missing or failing gnuplot only logs a warning: the epochs themselves are
+// in epochs.jsonl and the store.
+// "<experiment> fold F s=S seed N": a job in titles and log lines.
+std::string job_title(const Config& config, const JobSpec& job);
+
+void write_learning_curve(const std::vector<EpochRecord>& history, const std::string& title,
+                          const std::string& out_dir);
 nlohmann::json epoch_to_json(const EpochRecord& record);
 EpochRecord epoch_from_json(const nlohmann::json& json);
 

@@ -16,8 +16,10 @@
 
 #include "common/json_number.hpp"
 #include "common/version.hpp"
+#include "configs/config_json.hpp"
 #include "configs/hash.hpp"
 #include "data/dataset.hpp"
+#include "data/folds.hpp"
 #include "db/store.hpp"
 #include "orchestrator/job_records.hpp"
 #include "orchestrator/signals.hpp"
@@ -514,6 +516,8 @@ class Coordinator {
       if (run.outcome == TrainOutcome::Stopped) {
         outcome["preempted"] = true;
       } else {
+        if (comm.is_leader())
+          write_learning_curve(run.history, job_title(options.config, spec), spec.out_dir);
         outcome["metrics"] = run.metrics;
         outcome["topology"] = hex(run.topology);
         outcome["topology_updates"] = run.history.empty() ? 0 : run.history.back().topology_updates;

@@ -6,6 +6,7 @@
 
 #include "common/version.hpp"
 #include "configs/config.hpp"
+#include "configs/config_json.hpp"
 #include "configs/hash.hpp"
 #include "db/bundle.hpp"
 #include "orchestrator/commands.hpp"
@@ -102,8 +103,10 @@ int run_train(const TrainOptions& options) {
     throw;
   }
   bar.reset();
-  if (result.outcome == TrainOutcome::Finished && !options.bundle.empty() && comm->is_leader())
-    write_bundle(options.bundle, config, job, &result, "");
+  if (result.outcome == TrainOutcome::Finished && comm->is_leader()) {
+    write_learning_curve(result.history, job_title(config, job), job.out_dir);
+    if (!options.bundle.empty()) write_bundle(options.bundle, config, job, &result, "");
+  }
   if (result.outcome == TrainOutcome::Stopped) {
     if (comm->is_leader())
       spdlog::warn("stopped by signal {} at iteration {}: checkpoint {} (rerun with --resume)",

@@ -4,17 +4,19 @@
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
 
 #include "common/file_io.hpp"
 #include "common/random.hpp"
+#include "configs/config_json.hpp"
 #include "configs/hash.hpp"
 #include "worker/checkpoint.hpp"
 #include "worker/gradient_buckets.hpp"
 #include "worker/loss.hpp"
-#include "worker/plot.hpp"
+#include "worker/validation.hpp"
 
 namespace e2e {
 
@@ -107,8 +109,7 @@ Trainer::Trainer(Config config, JobSpec job, BatchSource& batches, Communicator&
                                                        .momentum(config_.training.momentum)
                                                        .nesterov(config_.training.nesterov)
                                                        .weight_decay(config_.training.weight_decay));
-  use_loss_scaling_ = device_.is_cuda() && config_.training.precision == "fp16";
-  loss_scale_ = use_loss_scaling_ ? 65536.0 : 1.0;
+  loss_scaler_ = LossScaler(device_.is_cuda() && config_.training.precision == "fp16");
   const bool has_checkpoint = std::filesystem::exists(checkpoint_path());
   if (job_.resume && has_checkpoint) {
     load_checkpoint(checkpoint_path());
@@ -197,38 +198,15 @@ double Trainer::train_step(const TrainingBatch& batch) {
     throw TrainingError("non-finite training loss at iteration " + std::to_string(iteration_ + 1) +
                         "; the last good checkpoint is kept in " + job_.out_dir);
   if (gradient_buckets_) gradient_buckets_->prepare();
-  (loss_scale_ == 1.0 ? loss : loss * loss_scale_).backward();
+  loss_scaler_.scaled(loss).backward();
   reduce_gradients();
-  if (unscale_gradients()) {
+  if (loss_scaler_.unscale(net_->parameters(), iteration_ + 1)) {
     torch::nn::utils::clip_grad_norm_(net_->parameters(), config_.training.grad_clip);
     optimizer_->step();
   }
   dsff_->apply(optimizer_.get());
   ++iteration_;
   return value[0] / comm_.size();
-}
-
-// fp16 on CUDA: dynamic loss scaling. Gradients were computed for loss × scale; divide them back, and skip
-// the step (halving the scale) when they overflowed. The reduced gradients are identical on every rank, so
-// every rank takes the same decision. Without fp16 the scale stays 1 and every step is taken.
-bool Trainer::unscale_gradients() {
-  if (!use_loss_scaling_) return true;
-  torch::NoGradGuard no_grad;
-  bool finite = true;
-  for (auto& p : net_->parameters()) {
-    if (!p.grad().defined()) continue;
-    p.grad().div_(loss_scale_);
-    finite = finite && torch::isfinite(p.grad()).all().item<bool>();
-  }
-  if (!finite) {
-    loss_scale_ = std::max(loss_scale_ * 0.5, 1.0);
-    good_steps_ = 0;
-    spdlog::debug("fp16 gradients overflowed at iteration {}: step skipped, loss scale {}", iteration_ + 1,
-                  loss_scale_);
-    return false;
-  }
-  if (++good_steps_ % 2000 == 0) loss_scale_ *= 2.0;
-  return true;
 }
 
 void Trainer::maybe_update_topology() {
@@ -249,41 +227,30 @@ void Trainer::maybe_update_topology() {
 EpochRecord Trainer::validate(int64_t epoch) {
   torch::NoGradGuard no_grad;
   net_->train();  // deep-supervision outputs, so the validation loss is comparable to the training loss
-  const int64_t classes = config_.model.num_classes;
-  std::vector<double> sums(2 + 3 * (classes - 1), 0.0);  // loss sum, batches, then tp/fp/fn per class
+  double loss_sum = 0, batches = 0;
+  PseudoDiceCounts dice(config_.model.num_classes);
   for (int64_t index = comm_.rank(); index < config_.training.validation_batches; index += comm_.size()) {
     const TrainingBatch batch = batches_.validation_batch(epoch, index);
     const torch::Tensor image = batch.image.to(device_);
     const torch::Tensor label = batch.label.to(device_);
     AutocastScope autocast(device_, config_.training.precision);
     std::vector<torch::Tensor> outputs = net_->forward(image);
-    sums[0] += deep_supervision_loss(outputs, downsample_targets(label, outputs),
-                                     net_->deep_supervision_weights(), loss_options(config_.training))
-                   .item<double>();
-    sums[1] += 1;
-    const torch::Tensor predicted = outputs[0].argmax(1);
-    const torch::Tensor valid = label.ge(0);
-    for (int64_t c = 1; c < classes; ++c) {
-      const torch::Tensor p = predicted.eq(c).logical_and(valid);
-      const torch::Tensor g = label.eq(c);
-      sums[2 + 3 * (c - 1)] += p.logical_and(g).sum().item<double>();
-      sums[3 + 3 * (c - 1)] += p.logical_and(g.logical_not()).sum().item<double>();
-      sums[4 + 3 * (c - 1)] += g.logical_and(p.logical_not()).sum().item<double>();
-    }
+    loss_sum += deep_supervision_loss(outputs, downsample_targets(label, outputs),
+                                      net_->deep_supervision_weights(), loss_options(config_.training))
+                    .item<double>();
+    batches += 1;
+    dice.add(outputs[0], label);
   }
+  // One all-reduce: the loss sum, the batch count, then the pseudo-Dice counts.
+  std::vector<double> sums{loss_sum, batches};
+  sums.insert(sums.end(), dice.counts().begin(), dice.counts().end());
   comm_.all_reduce_sum(sums);
+  std::copy(sums.begin() + 2, sums.end(), dice.counts().begin());
   EpochRecord record;
   record.epoch = epoch;
   record.val_loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
-  double dice_sum = 0;
-  int counted = 0;
-  for (int64_t c = 1; c < classes; ++c) {
-    const double tp = sums[2 + 3 * (c - 1)], fp = sums[3 + 3 * (c - 1)], fn = sums[4 + 3 * (c - 1)];
-    const double dice = tp + fp + fn > 0 ? 2 * tp / (2 * tp + fp + fn) : std::nan("");
-    record.pseudo_dice.push_back(dice);
-    if (std::isfinite(dice)) dice_sum += dice, ++counted;
-  }
-  record.mean_pseudo_dice = counted ? dice_sum / counted : std::nan("");
+  record.pseudo_dice = dice.dice();
+  record.mean_pseudo_dice = mean_of_finite(record.pseudo_dice);
   return record;
 }
 
@@ -366,10 +333,7 @@ TrainOutcome Trainer::run(int64_t stop_at_iteration) {
     }
   }
   epoch_elapsed_ = elapsed_before + seconds_since(epoch_start);
-  if (iteration_ >= total_iterations()) {
-    if (comm_.is_leader()) plot_learning_curve(history_, job_.out_dir);
-    return TrainOutcome::Finished;
-  }
+  if (iteration_ >= total_iterations()) return TrainOutcome::Finished;
   save_checkpoint();
   return TrainOutcome::Stopped;
 }
@@ -406,8 +370,8 @@ void Trainer::save_checkpoint() {
                                {"topology_updates", topology_updates_},
                                {"topology_hash", dsff_->topology().hash_hex()},
                                {"state_sha256", state_digest()},
-                               {"loss_scale", loss_scale_},
-                               {"loss_scale_good_steps", good_steps_},
+                               {"loss_scale", loss_scaler_.scale()},
+                               {"loss_scale_good_steps", loss_scaler_.good_steps()},
                                {"epoch_loss_sum", epoch_loss_sum_},
                                {"epoch_steps", epoch_steps_},
                                {"epoch_elapsed", epoch_elapsed_},
@@ -458,8 +422,8 @@ void Trainer::load_checkpoint(const std::string& path) {
   epoch_loss_sum_ = meta.at("epoch_loss_sum");
   epoch_steps_ = meta.at("epoch_steps");
   epoch_elapsed_ = meta.at("epoch_elapsed");
-  loss_scale_ = meta.value("loss_scale", loss_scale_);
-  good_steps_ = meta.value("loss_scale_good_steps", int64_t{0});
+  loss_scaler_.restore(meta.value("loss_scale", loss_scaler_.scale()),
+                       meta.value("loss_scale_good_steps", int64_t{0}));
   history_.clear();
   for (const auto& r : meta.at("history")) history_.push_back(EpochRecord::from_json(r));
   if (comm_.is_leader()) {

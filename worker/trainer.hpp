@@ -16,6 +16,7 @@
 #include "model/e2enet.hpp"
 #include "worker/communicator.hpp"
 #include "worker/gradient_buckets.hpp"
+#include "worker/loss_scaler.hpp"
 #include "worker/progress.hpp"
 
 namespace e2e {
@@ -106,7 +107,6 @@ class Trainer {
   double learning_rate_for(int64_t epoch) const;
   double train_step(const TrainingBatch& batch);
   void reduce_gradients();
-  bool unscale_gradients();
   void maybe_update_topology();
   void synchronize_initial_state();
   EpochRecord validate(int64_t epoch);
@@ -127,11 +127,9 @@ class Trainer {
   std::unique_ptr<GradientBuckets> gradient_buckets_;  // data-parallel jobs only
   int64_t iteration_ = 0;                              // completed optimizer steps
   int64_t topology_updates_ = 0;
-  bool stop_agreed_ = false;
-  bool use_loss_scaling_ = false;  // fp16 autocast on CUDA
-  double loss_scale_ = 1.0;
-  int64_t good_steps_ = 0;     // some rank was asked to stop (agreed at the last step's all-reduce)
-  double epoch_loss_sum_ = 0;  // running sums of the current epoch (checkpointed for exact logs)
+  bool stop_agreed_ = false;       // some rank was asked to stop (agreed at the last step's all-reduce)
+  LossScaler loss_scaler_{false};  // enabled for fp16 autocast on CUDA
+  double epoch_loss_sum_ = 0;      // running sums of the current epoch (checkpointed for exact logs)
   int64_t epoch_steps_ = 0;
   double epoch_wait_start_ = 0;
   double epoch_elapsed_ = 0;

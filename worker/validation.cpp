@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "data/dataset.hpp"
@@ -30,6 +31,38 @@ std::map<std::string, std::string> raw_label_files(const Config& config) {
 }
 
 }  // namespace
+
+PseudoDiceCounts::PseudoDiceCounts(int64_t num_classes)
+    : classes_(num_classes), counts_(static_cast<std::size_t>(3 * (num_classes - 1)), 0.0) {}
+
+void PseudoDiceCounts::add(const torch::Tensor& logits, const torch::Tensor& label) {
+  const torch::Tensor predicted = logits.argmax(1);
+  const torch::Tensor valid = label.ge(0);
+  for (int64_t c = 1; c < classes_; ++c) {
+    const torch::Tensor p = predicted.eq(c).logical_and(valid);
+    const torch::Tensor g = label.eq(c);
+    counts_[3 * (c - 1)] += p.logical_and(g).sum().item<double>();
+    counts_[3 * (c - 1) + 1] += p.logical_and(g.logical_not()).sum().item<double>();
+    counts_[3 * (c - 1) + 2] += g.logical_and(p.logical_not()).sum().item<double>();
+  }
+}
+
+std::vector<double> PseudoDiceCounts::dice() const {
+  std::vector<double> dice;
+  for (int64_t c = 1; c < classes_; ++c) {
+    const double tp = counts_[3 * (c - 1)], fp = counts_[3 * (c - 1) + 1], fn = counts_[3 * (c - 1) + 2];
+    dice.push_back(tp + fp + fn > 0 ? 2 * tp / (2 * tp + fp + fn) : std::nan(""));
+  }
+  return dice;
+}
+
+double mean_of_finite(const std::vector<double>& values) {
+  double sum = 0;
+  int counted = 0;
+  for (double v : values)
+    if (std::isfinite(v)) sum += v, ++counted;
+  return counted ? sum / counted : std::nan("");
+}
 
 nlohmann::json validate_fold(E2ENet& net, const Config& config, const FoldData& fold,
                              const ValidationOptions& options, Communicator& comm) {

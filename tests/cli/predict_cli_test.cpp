@@ -170,6 +170,10 @@ TEST_F(PredictCli, ReproducesTheJobsValidationPredictionsAndMetrics) {
   }
 }
 
+TEST_F(PredictCli, TrainingDrewTheLearningCurveIntoTheJobFolder) {
+  EXPECT_GT(fs::file_size(job / "learning_curve.png"), 1000u);
+}
+
 // `e2e predict` runs the compiled sparse path on this sparse model (and not with --dense); both write the
 // same label maps. The training job's metrics.json carries its measured per-patch forward times on both.
 TEST_F(PredictCli, SparsePathIsTakenAndWritesTheSameLabelsAsDense) {

@@ -32,7 +32,10 @@ echo "== 1. full sweep: 5 folds x 2 sparsities, mpirun -np 3"
 [[ $(q full/e2e.db "select count(distinct job_id) from masks") == 10 ]] || fail "topologies missing"
 "$E2E" db table --db full/e2e.db --experiment e2e-test --per-class > table.md 2>&1 || { cat table.md; fail "db table"; }
 cat table.md
-for column in Method mDice mNSD "Params (M)" "FLOPs (G)" PT; do grep -q "$column" table.md || fail "table lacks $column"; done
+[[ $(ls full/runs/e2e-test/fold*/learning_curve.png | wc -l) == 10 ]] || fail "every job folder needs its learning_curve.png"
+[[ $(ls full/runs/e2e-test/fold*/worker.log | wc -l) == 10 ]] || fail "every job folder needs its worker.log"
+grep -q $'\r' full.log && fail "bar frames (carriage returns) in the coordinator's log file"
+for column in Method mDice mNSD "Params (M)" "FLOPs (G)" PT "ms/patch"; do grep -q "$column" table.md || fail "table lacks $column"; done
 [[ $(grep -c "E2ENet (s=0." table.md) == 2 ]] || fail "table should have one row per sparsity"
 
 echo "== 2. kill -9 of a worker mid-sweep, then the same command again"
