@@ -144,77 +144,102 @@ PackedUpConv pack_up_conv(const std::string& name, const torch::Tensor& weight) 
 
 // ------------------------------------------------------------------------------------------ layers
 
-torch::Tensor sparse_fusion_conv(const PackedFusionConv& conv, const std::vector<torch::Tensor>& sources,
-                                 SparseKernel kernel) {
-  TORCH_CHECK(!sources.empty(), conv.name, ": no inputs");
-  kernel = resolve_sparse_kernel(kernel);
+namespace {
+
+// Channel c of the concatenated `sources` for sample n: the first of its depth planes ((height + 2·pad_h) ×
+// (width + 2·pad_w) floats each) at [n · in_channels + c]. Padded copies (when pad > 0) are kept in `keep`.
+std::vector<const float*> concatenated_channels(const PackedFusionConv& conv,
+                                                const std::vector<torch::Tensor>& sources, int64_t pad_h,
+                                                int64_t pad_w, std::vector<torch::Tensor>& keep) {
   const int64_t n_batch = sources[0].size(0), depth = sources[0].size(2);
   const int64_t height = sources[0].size(3), width = sources[0].size(4);
-  const int64_t pad_h = conv.kernel_h / 2, pad_w = conv.kernel_w / 2;
-  const int64_t padded_w = width + 2 * pad_w, plane = (height + 2 * pad_h) * padded_w;
-
-  // Each source is padded once (H, W only); channel c of the concatenation points into its own source.
-  std::vector<torch::Tensor> padded;
-  std::vector<const float*> channel_base;  // (n, c) → the channel's first padded plane
-  channel_base.resize(n_batch * conv.in_channels);
+  const int64_t plane = (height + 2 * pad_h) * (width + 2 * pad_w);
+  std::vector<const float*> channel_base(n_batch * conv.in_channels);
   int64_t c0 = 0;
   for (const torch::Tensor& source : sources) {
     check_cpu_float(source, "a fusion input");
     TORCH_CHECK(source.size(0) == n_batch && source.size(2) == depth && source.size(3) == height &&
                     source.size(4) == width,
                 conv.name, ": inputs differ in size: ", sources[0].sizes(), " vs ", source.sizes());
-    padded.push_back(torch::constant_pad_nd(source, {pad_w, pad_w, pad_h, pad_h}).contiguous());
+    keep.push_back(pad_h || pad_w ? torch::constant_pad_nd(source, {pad_w, pad_w, pad_h, pad_h}).contiguous()
+                                  : source.contiguous());
     const int64_t channels = source.size(1);
     TORCH_CHECK(c0 + channels <= conv.in_channels, conv.name, ": inputs hold more than ", conv.in_channels,
                 " channels");
     for (int64_t n = 0; n < n_batch; ++n)
       for (int64_t c = 0; c < channels; ++c)
         channel_base[n * conv.in_channels + c0 + c] =
-            padded.back().data_ptr<float>() + (n * channels + c) * depth * plane;
+            keep.back().data_ptr<float>() + (n * channels + c) * depth * plane;
     c0 += channels;
   }
   TORCH_CHECK(c0 == conv.in_channels, conv.name, ": inputs hold ", c0, " channels, the conv takes ",
               conv.in_channels);
+  return channel_base;
+}
 
-  const std::vector<float> zero_plane(plane, 0.0f);  // what a channel shifted past the volume reads
-  if (!conv.kernel_start.empty() && sparse_conv3x3_vectorized(kernel)) {
-    // Whole 3×3 kernels, written straight into the output: tasks are (sample, depth, block of rows).
-    torch::Tensor out = torch::empty({n_batch, conv.out_channels, depth, height, width}, torch::kFloat32);
-    float* out_data = out.data_ptr<float>();
-    const int64_t kernels = static_cast<int64_t>(conv.kernel_channel.size());
-    const int64_t row_blocks = (height + kRowBlock - 1) / kRowBlock;
-    at::parallel_for(0, n_batch * depth * row_blocks, 1, [&](int64_t begin, int64_t end) {
-      std::vector<const float*> source(kernels);
-      int64_t cached = -1;  // the (n, d) the source pointers are for
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t block = task % row_blocks, nd = task / row_blocks, d = nd % depth, n = nd / depth;
-        if (nd != cached) {
-          for (int64_t k = 0; k < kernels; ++k) {
-            const int64_t source_d = d - conv.kernel_shift[k];
-            source[k] = source_d >= 0 && source_d < depth
-                            ? channel_base[n * conv.in_channels + conv.kernel_channel[k]] + source_d * plane
-                            : zero_plane.data();
-          }
-          cached = nd;
+// Whole 3×3 kernels on the unpadded inputs, written straight into the output: tasks are (sample, depth,
+// block of rows).
+torch::Tensor fusion_conv_whole_kernels(const PackedFusionConv& conv,
+                                        const std::vector<torch::Tensor>& sources, SparseKernel kernel) {
+  std::vector<torch::Tensor> keep;
+  const std::vector<const float*> channel_base = concatenated_channels(conv, sources, 0, 0, keep);
+  const int64_t n_batch = sources[0].size(0), depth = sources[0].size(2);
+  const int64_t height = sources[0].size(3), width = sources[0].size(4), plane = height * width;
+  const std::vector<float> zeros(width + 32, 0.0f);  // the rows above and below the plane
+  torch::Tensor out = torch::empty({n_batch, conv.out_channels, depth, height, width}, torch::kFloat32);
+  float* out_data = out.data_ptr<float>();
+  const int64_t kernels = static_cast<int64_t>(conv.kernel_channel.size());
+  const int64_t row_blocks = (height + kRowBlock - 1) / kRowBlock;
+  at::parallel_for(0, n_batch * depth * row_blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<const float*> source(kernels);
+    int64_t cached = -1;  // the (n, d) the source pointers are for
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t block = task % row_blocks, nd = task / row_blocks, d = nd % depth, n = nd / depth;
+      if (nd != cached) {
+        for (int64_t k = 0; k < kernels; ++k) {
+          const int64_t source_d = d - conv.kernel_shift[k];
+          source[k] = source_d >= 0 && source_d < depth
+                          ? channel_base[n * conv.in_channels + conv.kernel_channel[k]] + source_d * plane
+                          : nullptr;
         }
-        SparseConv3x3Call call;
-        call.out_channels = conv.out_channels;
-        call.kernel_start = conv.kernel_start.data();
-        call.weight = conv.kernel_weight.data();
-        call.source = source.data();
-        call.bias = conv.bias.data();
-        call.height = height;
-        call.width = width;
-        call.padded_width = padded_w;
-        call.row_begin = block * kRowBlock;
-        call.row_end = std::min(height, call.row_begin + kRowBlock);
-        call.out = out_data + (n * conv.out_channels * depth + d) * height * width;
-        call.out_channel_stride = depth * height * width;
-        sparse_conv3x3(call, kernel);
+        cached = nd;
       }
-    });
-    return out;
-  }
+      SparseConv3x3Call call;
+      call.out_channels = conv.out_channels;
+      call.kernel_start = conv.kernel_start.data();
+      call.weight = conv.kernel_weight.data();
+      call.source = source.data();
+      call.zero_row = zeros.data() + 16;
+      call.bias = conv.bias.data();
+      call.height = height;
+      call.width = width;
+      call.row_begin = block * kRowBlock;
+      call.row_end = std::min(height, call.row_begin + kRowBlock);
+      call.out = out_data + (n * conv.out_channels * depth + d) * height * width;
+      call.out_channel_stride = depth * height * width;
+      sparse_conv3x3(call, kernel);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor sparse_fusion_conv(const PackedFusionConv& conv, const std::vector<torch::Tensor>& sources,
+                                 SparseKernel kernel) {
+  TORCH_CHECK(!sources.empty(), conv.name, ": no inputs");
+  kernel = resolve_sparse_kernel(kernel);
+  if (!conv.kernel_start.empty() && sparse_conv3x3_vectorized(kernel))
+    return fusion_conv_whole_kernels(conv, sources, kernel);
+
+  // Otherwise sparse rows over padded planes (H, W only), each tap a fixed offset into its plane.
+  const int64_t n_batch = sources[0].size(0), depth = sources[0].size(2);
+  const int64_t height = sources[0].size(3), width = sources[0].size(4);
+  const int64_t pad_h = conv.kernel_h / 2, pad_w = conv.kernel_w / 2;
+  const int64_t padded_w = width + 2 * pad_w, plane = (height + 2 * pad_h) * padded_w;
+  std::vector<torch::Tensor> padded;
+  const std::vector<const float*> channel_base = concatenated_channels(conv, sources, pad_h, pad_w, padded);
+  const std::vector<float> zero_plane(plane, 0.0f);  // what a channel shifted past the volume reads
 
   std::vector<int64_t> tap_offset(conv.kernel_h * conv.kernel_w);
   for (int t = 0; t < conv.kernel_h * conv.kernel_w; ++t)

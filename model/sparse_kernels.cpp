@@ -173,21 +173,29 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const SparseRowsCall& c) {
   }
 }
 
-// Rows h0..h0+R-1, columns c0..c0+16·NV (the last vector masked by `tail`) of one output channel. Padded
-// input row h0 + j feeds output row h0 + j − ky through kernel row ky, so each loaded vector meets up to 3
-// weights.
+// Rows h0..h0+R-1, columns c0..c0+16·NV of one output channel. Input row h0 − 1 + j feeds output row
+// h0 + j − 1 − ky through kernel row ky, so each loaded vector meets up to 3 weights. The planes are not
+// padded: rows outside the plane read the zero row, and the masks `lanes[kx][v]` keep each load inside its
+// row (column x + kx − 1 in [0, width)); masked-off lanes read as 0 and never fault.
 template <int R, int NV>
 __attribute__((target("avx512f"))) void conv3x3_tile_avx512(const SparseConv3x3Call& c, int64_t o, int64_t h0,
-                                                            int64_t c0, __mmask16 tail) {
+                                                            int64_t c0, const __mmask16 (&lanes)[3][4],
+                                                            __mmask16 store_tail) {
   __m512 acc[R][NV];
   const __m512 bias = _mm512_set1_ps(c.bias[o]);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[r][v] = bias;
-  const int64_t offset = h0 * c.padded_width + c0, pw = c.padded_width;
   for (int32_t k = c.kernel_start[o]; k < c.kernel_start[o + 1]; ++k) {
-    const float* p = c.source[k] + offset;
+    const float* plane = c.source[k];
+    if (!plane) continue;  // shifted past the volume: reads zeros
+    const float* row[R + 2];
+#pragma GCC unroll 8
+    for (int j = 0; j < R + 2; ++j) {
+      const int64_t h = h0 - 1 + j;
+      row[j] = (h >= 0 && h < c.height ? plane + h * c.width : c.zero_row) + c0 - 1;
+    }
     const float* w = c.weight + 9 * static_cast<int64_t>(k);
 #pragma GCC unroll 3
     for (int kx = 0; kx < 3; ++kx) {
@@ -196,8 +204,7 @@ __attribute__((target("avx512f"))) void conv3x3_tile_avx512(const SparseConv3x3C
       for (int j = 0; j < R + 2; ++j) {
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
-          const float* at = p + j * pw + kx + 16 * v;
-          const __m512 x = v == NV - 1 ? _mm512_maskz_loadu_ps(tail, at) : _mm512_loadu_ps(at);
+          const __m512 x = _mm512_maskz_loadu_ps(lanes[kx][v], row[j] + kx + 16 * v);
           if (j < R) acc[j][v] = _mm512_fmadd_ps(w0, x, acc[j][v]);
           if (j >= 1 && j - 1 < R) acc[j - 1][v] = _mm512_fmadd_ps(w1, x, acc[j - 1][v]);
           if (j >= 2) acc[j - 2][v] = _mm512_fmadd_ps(w2, x, acc[j - 2][v]);
@@ -210,8 +217,17 @@ __attribute__((target("avx512f"))) void conv3x3_tile_avx512(const SparseConv3x3C
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
     for (int v = 0; v < NV - 1; ++v) _mm512_storeu_ps(out + r * c.width + 16 * v, acc[r][v]);
-    _mm512_mask_storeu_ps(out + r * c.width + 16 * (NV - 1), tail, acc[r][NV - 1]);
+    _mm512_mask_storeu_ps(out + r * c.width + 16 * (NV - 1), store_tail, acc[r][NV - 1]);
   }
+}
+
+// Lanes of vector v of the tile at c0 whose input column c0 + 16v + lane + kx − 1 lies in [0, width).
+inline __mmask16 lanes_inside(int64_t c0, int v, int kx, int64_t width) {
+  const int64_t first = c0 + 16 * v + kx - 1;  // input column of lane 0
+  const int64_t lo = std::max<int64_t>(0, -first), hi = std::min<int64_t>(16, width - first);
+  if (hi <= lo) return 0;
+  const uint32_t upto_hi = hi >= 16 ? 0xffffu : (1u << hi) - 1u;
+  return static_cast<__mmask16>(upto_hi & ~((1u << lo) - 1u));
 }
 
 template <int R>
@@ -221,19 +237,22 @@ __attribute__((target("avx512f"))) void conv3x3_rows_avx512(const SparseConv3x3C
     const int64_t n = std::min(kTile, c.width - c0);
     const int vectors = static_cast<int>((n + 15) / 16);
     const int last = static_cast<int>(n - 16 * (vectors - 1));
-    const __mmask16 tail = static_cast<__mmask16>((1u << last) - 1u);
+    const __mmask16 store_tail = static_cast<__mmask16>((1u << last) - 1u);
+    __mmask16 lanes[3][4];
+    for (int kx = 0; kx < 3; ++kx)
+      for (int v = 0; v < 4; ++v) lanes[kx][v] = lanes_inside(c0, v, kx, c.width);
     for (int64_t o = 0; o < c.out_channels; ++o) switch (vectors) {
         case 1:
-          conv3x3_tile_avx512<R, 1>(c, o, h0, c0, tail);
+          conv3x3_tile_avx512<R, 1>(c, o, h0, c0, lanes, store_tail);
           break;
         case 2:
-          conv3x3_tile_avx512<R, 2>(c, o, h0, c0, tail);
+          conv3x3_tile_avx512<R, 2>(c, o, h0, c0, lanes, store_tail);
           break;
         case 3:
-          conv3x3_tile_avx512<R, 3>(c, o, h0, c0, tail);
+          conv3x3_tile_avx512<R, 3>(c, o, h0, c0, lanes, store_tail);
           break;
         default:
-          conv3x3_tile_avx512<R, 4>(c, o, h0, c0, tail);
+          conv3x3_tile_avx512<R, 4>(c, o, h0, c0, lanes, store_tail);
           break;
       }
   }
@@ -264,12 +283,17 @@ void conv3x3_scalar(const SparseConv3x3Call& c) {
     for (int64_t h = c.row_begin; h < c.row_end; ++h) {
       float* out = c.out + o * c.out_channel_stride + h * c.width;
       std::fill(out, out + c.width, c.bias[o]);
-      for (int32_t k = c.kernel_start[o]; k < c.kernel_start[o + 1]; ++k)
+      for (int32_t k = c.kernel_start[o]; k < c.kernel_start[o + 1]; ++k) {
+        if (!c.source[k]) continue;
         for (int t = 0; t < 9; ++t) {
+          const int64_t ky = t / 3, kx = t % 3, row = h + ky - 1;
+          if (row < 0 || row >= c.height) continue;
           const float w = c.weight[9 * static_cast<int64_t>(k) + t];
-          const float* src = c.source[k] + (h + t / 3) * c.padded_width + t % 3;
-          for (int64_t x = 0; x < c.width; ++x) out[x] += w * src[x];
+          const float* src = c.source[k] + row * c.width + kx - 1;
+          for (int64_t x = std::max<int64_t>(0, 1 - kx); x < std::min(c.width, c.width + 1 - kx); ++x)
+            out[x] += w * src[x];
         }
+      }
     }
 }
 

@@ -30,20 +30,21 @@ struct SparseRowsCall {
 void sparse_rows(const SparseRowsCall& call, SparseKernel kernel);
 
 // A 3×3 conv (padding 1) over one depth slice, packed by whole kernels: output channel o sums kernels
-// kernel_start[o]..kernel_start[o+1], kernel k reading the padded plane source[k] ((height + 2) rows of
-// padded_width ≥ width + 2 floats, the real pixel (h, w) at (h + 1, w + 1)) with the 9 weights
+// kernel_start[o]..kernel_start[o+1], kernel k reading the unpadded plane source[k] (height rows of width
+// floats; nullptr: a plane of zeros, e.g. a channel shifted past the volume) with the 9 weights
 // weight[9k..9k+8] (row-major taps, inactive taps 0). Output rows [row_begin, row_end) of every channel:
-// out[o·out_channel_stride + h·width + w] = bias[o] + Σ. Blocks of 4 output rows share each loaded input
-// vector across the kernel's 3 rows of taps (register blocking), so it needs 1 load per 2 FMAs.
+// out[o·out_channel_stride + h·width + w] = bias[o] + Σ. The borders are handled in the kernel (rows
+// outside read `zero_row`, columns outside are masked), so no padded copy of the inputs is made. Blocks of 4
+// output rows share each loaded input vector across the kernel's 3 rows of taps (register blocking).
 struct SparseConv3x3Call {
   int64_t out_channels = 0;
   const int32_t* kernel_start = nullptr;  // out_channels + 1 entries
   const float* weight = nullptr;          // 9 per kernel
-  const float* const* source = nullptr;   // one padded plane per kernel
+  const float* const* source = nullptr;   // one plane per kernel, or nullptr
+  const float* zero_row = nullptr;        // at least width + 16 zeros, readable from zero_row[-1]
   const float* bias = nullptr;            // out_channels
   int64_t height = 0;
   int64_t width = 0;
-  int64_t padded_width = 0;
   int64_t row_begin = 0;
   int64_t row_end = 0;
   float* out = nullptr;

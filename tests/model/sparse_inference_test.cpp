@@ -80,24 +80,24 @@ TEST(SparseKernels, EveryKernelComputesTheSameRowsForAnyLength) {
 }
 
 // The register-blocked whole-kernel 3×3 conv (AVX-512) against its scalar reference, over widths and heights
-// that leave every remainder of its 4-row × 64-column tiles, writing only the rows it was given.
+// that leave every remainder of its 4-row × 64-column tiles and its border masks, with a kernel reading no
+// plane (nullptr: shifted past the volume), writing only the rows it was given.
 TEST(SparseKernels, Conv3x3MatchesTheScalarReferenceForAnyPlaneShape) {
   if (!sparse_conv3x3_vectorized(SparseKernel::Auto)) GTEST_SKIP() << "no AVX-512 on this CPU";
   torch::manual_seed(3);
-  const int64_t out_channels = 3, kernels_per_output = 2;
+  const int64_t out_channels = 3, kernels_per_output = 2, kernels = kernels_per_output * out_channels;
   for (int64_t height : {1, 3, 4, 5, 9})
-    for (int64_t width : {1, 15, 16, 17, 64, 65, 130}) {
-      const int64_t padded_width = width + 2 + 3;  // extra columns past the pad, as the caller may have
-      const torch::Tensor planes =
-          torch::randn({kernels_per_output * out_channels, height + 2, padded_width});
-      const torch::Tensor weights = torch::randn({kernels_per_output * out_channels, 9});
+    for (int64_t width : {1, 2, 15, 16, 17, 63, 64, 65, 130}) {
+      const torch::Tensor planes = torch::randn({kernels, height, width});
+      const torch::Tensor weights = torch::randn({kernels, 9});
       const torch::Tensor bias = torch::randn({out_channels});
+      const std::vector<float> zeros(width + 32, 0.0f);
       std::vector<int32_t> kernel_start;
       std::vector<const float*> source;
       for (int64_t o = 0; o <= out_channels; ++o)
         kernel_start.push_back(static_cast<int32_t>(o * kernels_per_output));
-      for (int64_t k = 0; k < kernels_per_output * out_channels; ++k)
-        source.push_back(planes.data_ptr<float>() + k * (height + 2) * padded_width);
+      for (int64_t k = 0; k < kernels; ++k)
+        source.push_back(k == 3 ? nullptr : planes.data_ptr<float>() + k * height * width);
       const int64_t row_begin = height > 2 ? 1 : 0, row_end = height;
       std::vector<std::vector<float>> outputs;
       for (SparseKernel kernel : {SparseKernel::Scalar, SparseKernel::Avx512}) {
@@ -107,10 +107,10 @@ TEST(SparseKernels, Conv3x3MatchesTheScalarReferenceForAnyPlaneShape) {
         call.kernel_start = kernel_start.data();
         call.weight = weights.data_ptr<float>();
         call.source = source.data();
+        call.zero_row = zeros.data() + 16;
         call.bias = bias.data_ptr<float>();
         call.height = height;
         call.width = width;
-        call.padded_width = padded_width;
         call.row_begin = row_begin;
         call.row_end = row_end;
         call.out = out.data();
@@ -121,6 +121,18 @@ TEST(SparseKernels, Conv3x3MatchesTheScalarReferenceForAnyPlaneShape) {
             ASSERT_EQ(out[o * height * width + x], -7.0f)
                 << "wrote a row before row_begin, " << to_string(kernel);
         outputs.push_back(out);
+      }
+      // The scalar reference against a direct 2D convolution of the same planes.
+      const torch::Tensor kept = torch::ones({kernels, 1, 1}).index_put_({3}, 0.0) * planes;
+      for (int64_t o = 0; o < out_channels; ++o) {
+        const torch::Tensor x =
+            kept.slice(0, o * kernels_per_output, (o + 1) * kernels_per_output).unsqueeze(0);
+        const torch::Tensor w =
+            weights.slice(0, o * kernels_per_output, (o + 1) * kernels_per_output).reshape({1, -1, 3, 3});
+        const torch::Tensor expected = torch::conv2d(x, w, bias.slice(0, o, o + 1), 1, 1).reshape({-1});
+        for (int64_t i = row_begin * width; i < height * width; ++i)
+          ASSERT_NEAR(outputs[0][o * height * width + i], expected[i].item<float>(), 1e-4)
+              << height << "x" << width << " scalar at " << i;
       }
       for (std::size_t i = 0; i < outputs[0].size(); ++i)
         ASSERT_NEAR(outputs[1][i], outputs[0][i], 1e-4) << height << "x" << width << " at " << i;
