@@ -96,7 +96,7 @@ class Fields {
 
 // bundle → JSON
 
-json epoch_json(const EpochRow& e) {
+json epoch_json(const EpochRecord& e) {
   json dice = json::array();
   for (double d : e.pseudo_dice) dice.push_back(number(d));
   return {{"epoch", e.epoch},
@@ -175,7 +175,7 @@ json bundle_json(const ResultBundle& b) {
     if (b.result->final_masks) out["masks"].push_back(mask_json(*b.result->final_masks));
   }
   for (const MaskSnapshot& m : b.periodic_masks) out["masks"].push_back(mask_json(m));
-  for (const EpochRow& e : b.epochs) out["epochs"].push_back(epoch_json(e));
+  for (const EpochRecord& e : b.epochs) out["epochs"].push_back(epoch_json(e));
   for (const BundleEvent& e : b.events)
     out["events"].push_back({{"time", e.time}, {"kind", to_string(e.kind)}, {"message", e.message}});
   return out;
@@ -191,8 +191,8 @@ void write_bytes(const fs::path& path, const std::string& bytes) {
 // ----------------------------------------------------------------------------------------------------------
 // JSON → bundle
 
-EpochRow read_epoch(const Fields& f) {
-  EpochRow e;
+EpochRecord read_epoch(const Fields& f) {
+  EpochRecord e;
   e.epoch = f.integer("epoch");
   e.train_loss = f.real("train_loss");
   e.val_loss = f.real("val_loss");

@@ -38,7 +38,7 @@ struct ResultBundle {
   std::string error;
   std::optional<Checkpoint> checkpoint;
   std::optional<JobResult> result;  // required when done; its final masks become masks/final.e2et
-  std::vector<EpochRow> epochs;
+  std::vector<EpochRecord> epochs;
   std::vector<BundleEvent> events;
   std::vector<MaskSnapshot> periodic_masks;
 

@@ -97,13 +97,13 @@ bool gnuplot_available() {
   return false;
 }
 
-std::string curves_csv(const std::vector<EpochRow>& epochs) {
+std::string curves_csv(const std::vector<EpochRecord>& epochs) {
   std::size_t classes = 0;
-  for (const EpochRow& e : epochs) classes = std::max(classes, e.pseudo_dice.size());
+  for (const EpochRecord& e : epochs) classes = std::max(classes, e.pseudo_dice.size());
   std::string out = "epoch,train_loss,val_loss,mean_pseudo_dice";
   for (std::size_t c = 0; c < classes; ++c) out += fmt::format(",pseudo_dice_{}", c + 1);
   out += ",learning_rate,seconds,loader_wait_fraction\n";
-  for (const EpochRow& e : epochs) {
+  for (const EpochRecord& e : epochs) {
     out += fmt::format("{},{},{},{}", e.epoch, number(e.train_loss), number(e.val_loss),
                        number(e.mean_pseudo_dice));
     for (std::size_t c = 0; c < classes; ++c)
@@ -114,14 +114,14 @@ std::string curves_csv(const std::vector<EpochRow>& epochs) {
   return out;
 }
 
-bool plot_curves_png(const std::vector<EpochRow>& epochs, const std::string& title,
+bool plot_curves_png(const std::vector<EpochRecord>& epochs, const std::string& title,
                      const std::string& png_path) {
   if (!gnuplot_available()) return false;
   TempDir dir;
   const fs::path data = dir.path() / "curves.dat";
   {
     std::ofstream out(data);
-    for (const EpochRow& e : epochs)
+    for (const EpochRecord& e : epochs)
       out << e.epoch << ' ' << number(e.train_loss) << ' ' << number(e.val_loss) << ' '
           << number(e.mean_pseudo_dice) << '\n';
   }

@@ -209,14 +209,14 @@ std::vector<Event> StoreReader::events(int64_t job_id) const {
 // ----------------------------------------------------------------------------------------------------------
 // Per-job records
 
-std::vector<EpochRow> StoreReader::epochs(int64_t job_id) const {
-  std::vector<EpochRow> out;
+std::vector<EpochRecord> StoreReader::epochs(int64_t job_id) const {
+  std::vector<EpochRecord> out;
   Statement query = db_->prepare(
       "SELECT epoch, train_loss, val_loss, pseudo_dice, mean_pseudo_dice, learning_rate, seconds, "
       "loader_wait_fraction FROM epochs WHERE job_id = ? ORDER BY epoch");
   query.bind_all(job_id);
   while (query.step()) {
-    EpochRow e;
+    EpochRecord e;
     e.epoch = query.int64(0);
     e.train_loss = query.real(1);
     e.val_loss = query.real(2);

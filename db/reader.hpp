@@ -64,7 +64,7 @@ class StoreReader {
   Job find_job(const std::string& id_or_key) const;
 
   std::vector<Event> events(int64_t job_id) const;
-  std::vector<EpochRow> epochs(int64_t job_id) const;
+  std::vector<EpochRecord> epochs(int64_t job_id) const;
   std::vector<CaseMetricRow> case_metrics(int64_t job_id) const;
   std::optional<ResultSummary> result(int64_t job_id) const;
   std::vector<MaskRecord> masks(int64_t job_id) const;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/epoch_record.hpp"
 #include "model/topology.hpp"
 
 namespace e2e {
@@ -130,17 +131,6 @@ struct Event {
   std::string time;
   EventKind kind = EventKind::Started;
   std::string message;
-};
-
-struct EpochRow {
-  int64_t epoch = 0;
-  double train_loss = 0;
-  double val_loss = 0;
-  std::vector<double> pseudo_dice;  // per foreground class
-  double mean_pseudo_dice = 0;
-  double learning_rate = 0;
-  double seconds = 0;
-  double loader_wait_fraction = 0;
 };
 
 // Which cases a result scores: a fold's validation cases (cv) or the held-out test set (test).

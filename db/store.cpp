@@ -382,7 +382,7 @@ void Store::add_event(int64_t job_id, EventKind kind, const std::string& message
   insert_event(job_id, kind, message, utc_now());
 }
 
-void Store::insert_epoch(int64_t job_id, const EpochRow& e) {
+void Store::insert_epoch(int64_t job_id, const EpochRecord& e) {
   db_->cached(
          "INSERT OR REPLACE INTO epochs (job_id, epoch, train_loss, val_loss, pseudo_dice, mean_pseudo_dice, "
          "learning_rate, seconds, loader_wait_fraction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -391,7 +391,7 @@ void Store::insert_epoch(int64_t job_id, const EpochRow& e) {
       .run();
 }
 
-void Store::record_epoch(int64_t job_id, const EpochRow& epoch) {
+void Store::record_epoch(int64_t job_id, const EpochRecord& epoch) {
   Transaction transaction(*db_);
   insert_epoch(job_id, epoch);
   db_->cached("UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND status = 'running'")
@@ -400,9 +400,9 @@ void Store::record_epoch(int64_t job_id, const EpochRow& epoch) {
   transaction.commit();
 }
 
-void Store::record_epochs(int64_t job_id, const std::vector<EpochRow>& epochs) {
+void Store::record_epochs(int64_t job_id, const std::vector<EpochRecord>& epochs) {
   Transaction transaction(*db_);
-  for (const EpochRow& epoch : epochs) insert_epoch(job_id, epoch);
+  for (const EpochRecord& epoch : epochs) insert_epoch(job_id, epoch);
   transaction.commit();
 }
 

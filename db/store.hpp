@@ -85,8 +85,8 @@ class Store {
   void mark_done(int64_t job_id);
 
   // Re-recording an epoch replaces it (a resumed job rewrites its tail). Also a heartbeat.
-  void record_epoch(int64_t job_id, const EpochRow& epoch);
-  void record_epochs(int64_t job_id, const std::vector<EpochRow>& epochs);  // one transaction
+  void record_epoch(int64_t job_id, const EpochRecord& epoch);
+  void record_epochs(int64_t job_id, const std::vector<EpochRecord>& epochs);  // one transaction
   void record_case_metrics(int64_t job_id, const std::vector<CaseMetricRow>& rows);
   void record_masks(int64_t job_id, const MaskSnapshot& masks);
   void add_event(int64_t job_id, EventKind kind, const std::string& message = "");
@@ -114,7 +114,7 @@ class Store {
  private:
   void configure(const StoreOptions& options);
   void transition(int64_t job_id, const char* sql_set, EventKind kind, const std::string& message);
-  void insert_epoch(int64_t job_id, const EpochRow& epoch);
+  void insert_epoch(int64_t job_id, const EpochRecord& epoch);
   void insert_case_metrics(int64_t job_id, const std::vector<CaseMetricRow>& rows);
   void insert_masks(int64_t job_id, const MaskSnapshot& masks);
   void insert_result(int64_t job_id, const ResultSummary& summary);

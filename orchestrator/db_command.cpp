@@ -167,7 +167,7 @@ void run_table(DbOptions o) {
 void run_curves(const DbOptions& o) {
   const StoreReader reader(o.db);
   const Job job = reader.find_job(o.job);
-  const std::vector<EpochRow> epochs = reader.epochs(job.id);
+  const std::vector<EpochRecord> epochs = reader.epochs(job.id);
   if (epochs.empty()) spdlog::warn("job {} has no epochs recorded yet", job.id);
   emit(curves_csv(epochs), o.output);
   if (o.png.empty()) return;

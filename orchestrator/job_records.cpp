@@ -53,19 +53,6 @@ std::string host_name() {
   return name;
 }
 
-EpochRow to_epoch_row(const EpochRecord& r) {
-  EpochRow row;
-  row.epoch = r.epoch;
-  row.train_loss = r.train_loss;
-  row.val_loss = r.val_loss;
-  row.pseudo_dice = r.pseudo_dice;
-  row.mean_pseudo_dice = r.mean_pseudo_dice;
-  row.learning_rate = r.learning_rate;
-  row.seconds = r.seconds;
-  row.loader_wait_fraction = r.loader_wait_fraction;
-  return row;
-}
-
 std::string job_title(const Config& config, const JobSpec& job) {
   return fmt::format("{} fold {} s={} seed {}", config.experiment, job.fold, job.sparsity, job.seed);
 }
@@ -73,37 +60,12 @@ std::string job_title(const Config& config, const JobSpec& job) {
 void write_learning_curve(const std::vector<EpochRecord>& history, const std::string& title,
                           const std::string& out_dir) {
   if (history.empty()) return;
-  std::vector<EpochRow> epochs;
-  for (const EpochRecord& record : history) epochs.push_back(to_epoch_row(record));
   const std::string png = (std::filesystem::path(out_dir) / "learning_curve.png").string();
   try {
-    if (!plot_curves_png(epochs, title, png)) spdlog::warn("{}: not drawn (gnuplot is not installed)", png);
+    if (!plot_curves_png(history, title, png)) spdlog::warn("{}: not drawn (gnuplot is not installed)", png);
   } catch (const std::exception& e) {
     spdlog::warn("{}: not drawn ({})", png, e.what());
   }
-}
-
-nlohmann::json epoch_to_json(const EpochRecord& record) {
-  // NaN is not JSON: encode non-finite numbers as null and decode them back to NaN.
-  nlohmann::json j = record.to_json();
-  for (auto& [key, value] : j.items()) {
-    if (value.is_number_float() && !std::isfinite(value.get<double>())) value = nullptr;
-    if (value.is_array())
-      for (auto& v : value)
-        if (v.is_number_float() && !std::isfinite(v.get<double>())) v = nullptr;
-  }
-  return j;
-}
-
-EpochRecord epoch_from_json(const nlohmann::json& json) {
-  nlohmann::json j = json;
-  for (auto& [key, value] : j.items()) {
-    if (value.is_null()) value = std::nan("");
-    if (value.is_array())
-      for (auto& v : value)
-        if (v.is_null()) v = std::nan("");
-  }
-  return EpochRecord::from_json(j);
 }
 
 JobResult to_store_result(const nlohmann::json& metrics, const std::string& topology_bytes,

@@ -11,8 +11,6 @@ namespace e2e {
 // This machine's name, recorded as a job's node.
 std::string host_name();
 
-EpochRow to_epoch_row(const EpochRecord& record);
-
 // <out_dir>/learning_curve.png (train / val loss, mean pseudo-Dice) from a finished job's epochs, drawn by
 // db/plot.hpp's gnuplot plotter. A missing or failing gnuplot only logs a warning: the epochs themselves are
 // in epochs.jsonl and the store.
@@ -21,8 +19,6 @@ std::string job_title(const Config& config, const JobSpec& job);
 
 void write_learning_curve(const std::vector<EpochRecord>& history, const std::string& title,
                           const std::string& out_dir);
-nlohmann::json epoch_to_json(const EpochRecord& record);
-EpochRecord epoch_from_json(const nlohmann::json& json);
 
 // From metrics.json (evaluation report + "complexity") and the final topology bytes.
 JobResult to_store_result(const nlohmann::json& metrics, const std::string& topology_bytes,

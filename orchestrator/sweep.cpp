@@ -262,7 +262,7 @@ class Coordinator {
         job_started(0, *claim);
         const int64_t id = claim->job.id;
         TrainerHooks hooks;
-        hooks.on_epoch = [&](const EpochRecord& r) { store_->record_epoch(id, to_epoch_row(r)); };
+        hooks.on_epoch = [&](const EpochRecord& r) { store_->record_epoch(id, r); };
         hooks.on_checkpoint = [&](const std::string& path, int64_t iteration) {
           store_->mark_checkpointed(id, {path, sha256_file(path), iteration});
         };
@@ -339,7 +339,7 @@ class Coordinator {
                                      p.at("steps"), loss.is_number() ? loss.get<double>() : std::nan(""),
                                      p.at("it_s"));
           } else {
-            store_->record_epoch(message.at("job"), to_epoch_row(epoch_from_json(message.at("epoch"))));
+            store_->record_epoch(message.at("job"), EpochRecord::from_json(message.at("epoch")));
           }
           break;
         case kCheckpoint:
@@ -653,7 +653,7 @@ int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_inde
     TrainerHooks hooks;
     if (leader) {
       hooks.on_epoch = [job](const EpochRecord& r) {
-        send_message(kCoordinator, kProgress, {{"job", job}, {"epoch", epoch_to_json(r)}});
+        send_message(kCoordinator, kProgress, {{"job", job}, {"epoch", r.to_json()}});
       };
       hooks.on_checkpoint = [job](const std::string& path, int64_t iteration) {
         send_message(kCoordinator, kCheckpoint,

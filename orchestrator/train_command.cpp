@@ -52,7 +52,7 @@ void write_bundle(const std::string& dir, const Config& config, const JobSpec& j
   const std::string checkpoint = (std::filesystem::path(job.out_dir) / "checkpoint.ckpt").string();
   if (run) {
     bundle.checkpoint = Checkpoint{run->checkpoint_path, sha256_file(run->checkpoint_path), run->iteration};
-    for (const EpochRecord& r : run->history) bundle.epochs.push_back(to_epoch_row(r));
+    bundle.epochs = run->history;
     const int64_t updates = run->history.empty() ? 0 : run->history.back().topology_updates;
     bundle.result = to_store_result(run->metrics, run->topology, updates);
   }

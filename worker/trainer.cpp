@@ -58,36 +58,6 @@ class AutocastScope {
 
 }  // namespace
 
-nlohmann::json EpochRecord::to_json() const {
-  return {{"epoch", epoch},
-          {"train_loss", train_loss},
-          {"val_loss", val_loss},
-          {"pseudo_dice", pseudo_dice},
-          {"mean_pseudo_dice", mean_pseudo_dice},
-          {"lr", learning_rate},
-          {"seconds", seconds},
-          {"iterations_per_second", iterations_per_second},
-          {"loader_wait_fraction", loader_wait_fraction},
-          {"allreduce_fraction", allreduce_fraction},
-          {"topology_updates", topology_updates}};
-}
-
-EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
-  EpochRecord r;
-  r.epoch = j.at("epoch");
-  r.train_loss = j.at("train_loss");
-  r.val_loss = j.at("val_loss");
-  r.pseudo_dice = j.at("pseudo_dice").get<std::vector<double>>();
-  r.mean_pseudo_dice = j.at("mean_pseudo_dice");
-  r.learning_rate = j.at("lr");
-  r.seconds = j.at("seconds");
-  r.iterations_per_second = j.at("iterations_per_second");
-  r.loader_wait_fraction = j.at("loader_wait_fraction");
-  r.allreduce_fraction = j.value("allreduce_fraction", 0.0);
-  r.topology_updates = j.at("topology_updates");
-  return r;
-}
-
 Trainer::Trainer(Config config, JobSpec job, BatchSource& batches, Communicator& comm,
                  const std::atomic<bool>* stop_requested, TrainerHooks hooks)
     : config_(std::move(config)),

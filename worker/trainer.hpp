@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/epoch_record.hpp"
 #include "configs/config.hpp"
 #include "model/dsff.hpp"
 #include "model/e2enet.hpp"
@@ -49,22 +50,6 @@ struct JobSpec {
 class TrainingError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
-};
-
-struct EpochRecord {
-  int64_t epoch = 0;
-  double train_loss = 0;
-  double val_loss = 0;
-  std::vector<double> pseudo_dice;  // per foreground class
-  double mean_pseudo_dice = 0;
-  double learning_rate = 0;
-  double seconds = 0;
-  double iterations_per_second = 0;
-  double loader_wait_fraction = 0;
-  double allreduce_fraction = 0;  // share of the epoch spent in the gradient all-reduce (data-parallel)
-  int64_t topology_updates = 0;
-  nlohmann::json to_json() const;
-  static EpochRecord from_json(const nlohmann::json& j);
 };
 
 enum class TrainOutcome { Finished, Stopped };

@@ -118,11 +118,11 @@ void BM_ClaimToResult(benchmark::State& state) {
 BENCHMARK(BM_ClaimToResult)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // One epoch row per transaction, as the coordinator writes PROGRESS messages. Arg: 0 WAL, 1 rollback journal.
-void BM_EpochRowWrites(benchmark::State& state) {
+void BM_EpochRecordWrites(benchmark::State& state) {
   BenchStore bench(state.range(0) ? JournalMode::Rollback : JournalMode::Wal, "epochs.db");
   bench.add_jobs(1);
   const int64_t job = bench.store->claim_next(bench.experiment, 1)->job.id;
-  EpochRow row{0, 0.8, 0.7, std::vector<double>(15, 0.8), 0.8, 0.01, 95.0, 0.05};
+  EpochRecord row{0, 0.8, 0.7, std::vector<double>(15, 0.8), 0.8, 0.01, 95.0, 0.05};
   for (auto _ : state) {
     bench.store->record_epoch(job, row);
     ++row.epoch;
@@ -130,23 +130,23 @@ void BM_EpochRowWrites(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   state.SetLabel(state.range(0) ? "rollback journal" : "WAL");
 }
-BENCHMARK(BM_EpochRowWrites)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_EpochRecordWrites)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Epoch rows in batches of 100 per transaction (bundle import, record_epochs).
-void BM_EpochRowBatches(benchmark::State& state) {
+void BM_EpochRecordBatches(benchmark::State& state) {
   BenchStore bench(JournalMode::Wal, "batches.db");
   bench.add_jobs(1);
   const int64_t job = bench.store->claim_next(bench.experiment, 1)->job.id;
-  std::vector<EpochRow> batch(100,
-                              EpochRow{0, 0.8, 0.7, std::vector<double>(15, 0.8), 0.8, 0.01, 95.0, 0.05});
+  std::vector<EpochRecord> batch(
+      100, EpochRecord{0, 0.8, 0.7, std::vector<double>(15, 0.8), 0.8, 0.01, 95.0, 0.05});
   int64_t epoch = 0;
   for (auto _ : state) {
-    for (EpochRow& row : batch) row.epoch = epoch++;
+    for (EpochRecord& row : batch) row.epoch = epoch++;
     bench.store->record_epochs(job, batch);
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(batch.size()));
 }
-BENCHMARK(BM_EpochRowBatches)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_EpochRecordBatches)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

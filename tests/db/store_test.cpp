@@ -209,7 +209,7 @@ TEST_F(StoreTest, EpochsRoundTripAndReinsertReplaces) {
   for (int64_t e = 0; e < 3; ++e)
     store.record_epoch(id, {e, 1.0 - 0.1 * e, 0.9 - 0.1 * e, {0.5, 0.6}, 0.55, 0.01, 12.5, 0.1});
   store.record_epoch(id, {2, 0.123, 0.456, {0.7, std::nan("")}, 0.7, 0.005, 11.0, 0.2});  // resumed rewrite
-  const std::vector<EpochRow> epochs = store.reader().epochs(id);
+  const std::vector<EpochRecord> epochs = store.reader().epochs(id);
   ASSERT_EQ(epochs.size(), 3u);
   EXPECT_DOUBLE_EQ(epochs[0].train_loss, 1.0);
   EXPECT_DOUBLE_EQ(epochs[1].val_loss, 0.8);

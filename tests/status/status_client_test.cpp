@@ -167,7 +167,7 @@ TEST(StatusStore, SnapshotOfAStoreHasTheLiveShape) {
     running = store.claim_next(experiment, 4)->job.id;
     store.mark_running(running, "node-7");
     for (int64_t e = 0; e < 4; ++e) {
-      EpochRow row;
+      EpochRecord row;
       row.epoch = e;
       row.seconds = 2.0;
       store.record_epoch(running, row);
