@@ -381,7 +381,12 @@ RawDataset read_raw_dataset(const std::string& root) {
 
   RawDataset dataset;
   dataset.root = root;
-  dataset.name = doc.value("name", fs::path(root).lexically_normal().filename().string());
+  dataset.name = fs::path(root).lexically_normal().filename().string();
+  if (doc.contains("name")) {
+    if (!doc["name"].is_string())
+      throw InputError(fmt::format("{}: \"name\": expected a string, got {}", file, doc["name"].dump()));
+    dataset.name = doc["name"].get<std::string>();
+  }
   if (doc.contains("channel_names")) {
     dataset.format = DatasetFormat::NnUNetV2;
     dataset.channel_names = parse_channel_map(doc["channel_names"], {file, "channel_names"});

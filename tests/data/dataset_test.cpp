@@ -128,6 +128,18 @@ TEST_F(DatasetTest, ReadsMsdWithFourDimensionalMultiModalImages) {
   EXPECT_EQ(load_raw_case(dataset, dataset.test[0]).label.size(), 0);
 }
 
+// Found by fuzz_dataset (`{"name":444444}` ended the process with nlohmann's type_error); the input is in
+// tests/fuzz/corpus/dataset/name_not_a_string.
+TEST_F(DatasetTest, ANameThatIsNotAStringIsAnInputErrorNamingTheField) {
+  write_json(R"({"name": 444444})");
+  try {
+    read_raw_dataset(root_);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("dataset.json: \"name\": expected a string, got 444444"));
+  }
+}
+
 TEST_F(DatasetTest, ReadsNnUNetV1PerChannelFiles) {
   write_json(
       R"({"name": "Ct", "modality": {"0": "CT", "1": "CT"}, "labels": {"0": "background", "1": "liver"},
