@@ -53,8 +53,8 @@ std::string host_name() {
   return name;
 }
 
-std::string job_title(const Config& config, const JobSpec& job) {
-  return fmt::format("{} fold {} s={} seed {}", config.experiment, job.fold, job.sparsity, job.seed);
+std::string job_title(const std::string& experiment, int fold, double sparsity, uint64_t seed) {
+  return fmt::format("{} fold {} s={} seed {}", experiment, fold, sparsity, seed);
 }
 
 void write_learning_curve(const std::vector<EpochRecord>& history, const std::string& title,

@@ -31,7 +31,7 @@
 //        "epoch": 4, "epochs": 10,                       // epochs finished / planned
 //        "progress": 0.4,                                // 0..1
 //        "eta_seconds": 300.0,                           // null while unknown
-//        "last_heartbeat": "2024-05-01T12:34:56.789Z"}   // ISO 8601 UTC of the last PROGRESS message
+//        "last_heartbeat": "2024-05-01T12:34:56.789Z"}   // ISO 8601 UTC of the last EPOCH message
 //     ],
 //     "eta_seconds": 1800.0                              // whole sweep; null while unknown
 //   }

@@ -10,11 +10,9 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
 #include <thread>
 
-#include "common/json_number.hpp"
 #include "common/version.hpp"
 #include "configs/config_json.hpp"
 #include "configs/hash.hpp"
@@ -25,6 +23,8 @@
 #include "orchestrator/signals.hpp"
 #include "orchestrator/status_server.hpp"
 #include "orchestrator/status_store.hpp"
+#include "orchestrator/sweep_coordinator.hpp"
+#include "orchestrator/sweep_protocol.hpp"
 #include "orchestrator/sweep_view.hpp"
 #include "worker/data_source.hpp"
 #include "worker/ensemble.hpp"
@@ -38,33 +38,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-enum Tag : int {
-  kReady = 100,
-  kJob,
-  kWait,
-  kStop,
-  kProgress,
-  kCheckpoint,
-  kResult,
-  kFailed,
-  kPreempted,
-  kStopNow,
-};
-
 constexpr int kCoordinator = 0;
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// A training step report: PROGRESS {"job", "step": …} (no store write; the live view only).
-nlohmann::json step_to_json(const StepProgress& p) {
-  return {{"epoch", p.epoch},
-          {"epochs", p.epochs},
-          {"step", p.step},
-          {"steps", p.steps},
-          {"loss", json_number(p.mean_loss)},
-          {"it_s", p.iterations_per_second}};
 }
 
 // Sends at most one step report per interval (and none from ranks that are not the leader).
@@ -174,55 +151,118 @@ class WorkerLog {
   int rank_;
 };
 
-void send_message(int destination, Tag tag, const nlohmann::json& body) {
-  const std::string text = body.dump();
-  MPI_Send(text.data(), static_cast<int>(text.size()), MPI_CHAR, destination, tag, MPI_COMM_WORLD);
+// ------------------------------------------------------------------------------------------ transport
+
+// MPI moves the protocol's bytes (orchestrator/sweep_protocol.hpp); the message's tag is the MPI tag.
+void send(int destination, const SweepMessage& message) {
+  const EncodedMessage encoded = encode(message);
+  MPI_Send(encoded.bytes.data(), static_cast<int>(encoded.bytes.size()), MPI_BYTE, destination, encoded.tag,
+           MPI_COMM_WORLD);
 }
 
-nlohmann::json receive_message(int source, int tag, MPI_Status* status_out = nullptr) {
+void send_all(const std::vector<Outgoing>& messages) {
+  for (const Outgoing& out : messages) send(out.rank, out.message);
+}
+
+SweepMessage receive(int source, int tag) {
   MPI_Status status;
   MPI_Probe(source, tag, MPI_COMM_WORLD, &status);
   int size = 0;
-  MPI_Get_count(&status, MPI_CHAR, &size);
-  std::string text(static_cast<std::size_t>(size), '\0');
-  MPI_Recv(text.data(), size, MPI_CHAR, status.MPI_SOURCE, status.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-  if (status_out) *status_out = status;
-  return nlohmann::json::parse(text);
+  MPI_Get_count(&status, MPI_BYTE, &size);
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  MPI_Recv(bytes.data(), size, MPI_BYTE, status.MPI_SOURCE, status.MPI_TAG, MPI_COMM_WORLD,
+           MPI_STATUS_IGNORE);
+  return decode(status.MPI_TAG, bytes);
 }
 
-std::string job_dir(const SweepOptions& options, int fold, double sparsity, uint64_t seed) {
-  return job_folder(options.runs_dir, options.config.experiment, fold, sparsity, seed);
+// Rank 0's PREPARED, to every rank.
+PreparedMessage broadcast_prepared(const PreparedMessage& prepared, int rank) {
+  std::string framed = rank == 0 ? frame(prepared) : std::string();
+  int length = static_cast<int>(framed.size());
+  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  framed.resize(static_cast<std::size_t>(length));
+  MPI_Bcast(framed.data(), length, MPI_BYTE, 0, MPI_COMM_WORLD);
+  const SweepMessage message = unframe(framed);
+  if (const auto* received = std::get_if<PreparedMessage>(&message)) return *received;
+  throw ProtocolError("expected PREPARED from rank 0, got " + message_name(tag_of(message)));
 }
 
-std::string ensemble_dir(const SweepOptions& options, double sparsity, uint64_t seed) {
-  return ensemble_folder(options.runs_dir, options.config.experiment, sparsity, seed);
+StepMessage step_message(int64_t job, const StepProgress& p) {
+  return {job, p.epoch, p.epochs, p.step, p.steps, p.mean_loss, p.iterations_per_second};
 }
 
-std::string hex(const std::string& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
+// ------------------------------------------------------------------------------------------ jobs
+
+// Runs one claimed job on `comm` (a whole worker group); the outcome is for the coordinator.
+OutcomeMessage run_training(const SweepOptions& options, const JobMessage& job, Communicator& comm,
+                            const std::atomic<bool>* stop, const TrainerHooks& hooks) {
+  JobSpec spec;
+  spec.fold = job.fold;
+  spec.sparsity = job.sparsity;
+  spec.seed = job.seed;
+  spec.out_dir = job.out_dir;
+  spec.resume = true;  // continue from the job folder's checkpoint when there is one
+  try {
+    JobOptions job_options;
+    job_options.loader_threads = options.loader_threads;
+    const JobRun run = run_job(options.config, spec, comm, stop, hooks, job_options);
+    if (run.outcome == TrainOutcome::Stopped) return PreemptedMessage{job.job};
+    if (comm.is_leader())
+      write_learning_curve(run.history,
+                           job_title(options.config.experiment, spec.fold, spec.sparsity, spec.seed),
+                           spec.out_dir);
+    return ResultMessage{job.job, JobKind::Train, run.metrics, run.topology,
+                         run.history.empty() ? 0 : run.history.back().topology_updates};
+  } catch (const std::exception& e) {
+    if (comm.size() > 1 && dynamic_cast<const TrainingError*>(&e) == nullptr) {
+      // A failure on one rank only would leave the others waiting in a collective: end the run; the rerun
+      // resumes every interrupted job from its checkpoint.
+      spdlog::critical("rank-local failure in a data-parallel job, aborting the run: {}", e.what());
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    return FailedMessage{job.job, e.what(), false};
   }
-  return out;
 }
 
-std::string unhex(const std::string& text) {
-  std::string out(text.size() / 2, '\0');
-  for (std::size_t i = 0; i < out.size(); ++i)
-    out[i] = static_cast<char>(std::stoi(text.substr(2 * i, 2), nullptr, 16));
-  return out;
+// The group leader predicts the test cases (the other ranks of a group wait for the next job; their
+// outcome is not sent).
+OutcomeMessage run_ensemble(const SweepOptions& options, const JobMessage& job, Communicator& comm,
+                            const std::atomic<bool>* stop, const EnsembleHooks& hooks) {
+  if (!comm.is_leader()) return ResultMessage{job.job, JobKind::Ensemble, {}, {}, 0};
+  EnsembleSpec spec;
+  spec.sparsity = job.sparsity;
+  spec.seed = job.seed;
+  spec.folds = job.folds;
+  spec.fold_dirs = job.fold_dirs;
+  spec.out_dir = job.out_dir;
+  spec.device = local_training_device();
+  try {
+    const EnsembleRun run = run_ensemble_job(options.config, spec, stop, hooks);
+    if (run.stopped) return PreemptedMessage{job.job};
+    return ResultMessage{job.job, JobKind::Ensemble, run.report, {}, 0};
+  } catch (const ConfigError& e) {  // bad input (InputError too): no retry can fix it
+    return FailedMessage{job.job, e.what(), true};
+  } catch (const std::exception& e) {
+    return FailedMessage{job.job, e.what(), false};
+  }
+}
+
+OutcomeMessage run_claimed_job(const SweepOptions& options, const JobMessage& job, Communicator& comm,
+                               const std::atomic<bool>* stop, const TrainerHooks& hooks,
+                               const EnsembleHooks& ensemble_hooks) {
+  return job.kind == JobKind::Ensemble ? run_ensemble(options, job, comm, stop, ensemble_hooks)
+                                       : run_training(options, job, comm, stop, hooks);
 }
 
 // ------------------------------------------------------------------------------------------ coordinator
 
+// Rank 0: prepares the sweep (store, preprocessing, jobs), then feeds the SweepCoordinator's decisions
+// (orchestrator/sweep_coordinator.hpp) with the groups' messages, or runs every job itself in a world of one.
 class Coordinator {
  public:
   Coordinator(const SweepOptions& options, const std::atomic<bool>* stop) : options_(options), stop_(stop) {}
 
-  // Opens the store, preprocesses once, enumerates and recovers jobs.
+  // Opens the store, preprocesses once, registers the jobs and recovers those a crashed run left running.
   void prepare() {
     const fs::path db_dir = fs::path(options_.db_path).parent_path();
     if (!db_dir.empty()) fs::create_directories(db_dir);
@@ -234,73 +274,57 @@ class Coordinator {
     info.config_hash = config_hash(options_.config);
     info.dataset_fingerprint = fingerprint_of(store_dir);
     info.code_version = kCodeVersion;
-    experiment_id_ = store_->upsert_experiment(info);
     const std::size_t test_cases = count_test_cases();
-    record_splits(store_dir);
     JobGrid grid = options_.grid;
     grid.test_ensembles = test_cases > 0;
-    const EnumerateResult jobs = store_->enumerate_jobs(experiment_id_, grid);
+    const SweepRegistration registration = register_sweep(*store_, info, grid, split_entries(store_dir));
+    experiment_id_ = registration.experiment_id;
     if (grid.test_ensembles)
       spdlog::info(
           "test set: {} held-out case(s); each (sparsity, seed) cell ends with a fold ensemble on them",
           test_cases);
-    const int64_t recovered = store_->recover_interrupted();
     spdlog::info("sweep {}: {} jobs ({} new), {} interrupted job(s) recovered; store {}", info.name,
-                 jobs.job_ids.size(), jobs.created, recovered, options_.db_path);
+                 registration.jobs, registration.created, registration.recovered, options_.db_path);
     start_status_server();
   }
 
-  // The in-process mode (a world of one rank): claim, train, record, until nothing is runnable.
+  // A world of one rank: it claims, trains and records every job itself, through the same decisions.
   int run_in_process() {
     SingleProcessCommunicator comm;
-    display_ = std::make_unique<SweepDisplay>(options_, 1);
-    refresh_totals();
-    const int code = [&] {
-      while (!stop_->load()) {
-        auto claim = store_->claim_next(experiment_id_, 0, host_name());
-        if (!claim) break;
-        job_started(0, *claim);
-        const int64_t id = claim->job.id;
-        TrainerHooks hooks;
-        hooks.on_epoch = [&](const EpochRecord& r) { store_->record_epoch(id, r); };
-        hooks.on_checkpoint = [&](const std::string& path, int64_t iteration) {
-          store_->mark_checkpointed(id, {path, sha256_file(path), iteration});
-        };
-        hooks.on_step = [&](const StepProgress& p) {
-          display_->tracker().step(id, p.epoch, p.epochs, p.step, p.steps, p.mean_loss,
-                                   p.iterations_per_second);
-          display_->tick();
-        };
-        EnsembleHooks ensemble_hooks;
-        ensemble_hooks.on_case = [&](const std::string& case_id, std::size_t done, std::size_t total) {
-          record_case_done(id, case_id, done, total);
-          display_->tick();
-        };
-        const nlohmann::json outcome =
-            run_claimed_job(options_, to_message(*claim), comm, stop_, hooks, ensemble_hooks);
-        handle_outcome(id, outcome);
-        if (outcome.value("preempted", false)) return kExitPreempted;
-      }
-      return stop_->load() ? kExitPreempted : finish_code();
-    }();
-    display_->finish(code == kExitPreempted ? "sweep stopped" : "sweep finished");
-    return code;
+    SweepDisplay display(options_, 1);
+    SweepCoordinator coordinator = decisions({0}, display);
+    while (true) {
+      if (stop_->load()) coordinator.request_stop();  // the job in this process sees stop_ itself
+      const std::vector<Outgoing> reply = coordinator.handle(0, ReadyMessage{0, host_name(), stop_->load()});
+      const auto* job = std::get_if<JobMessage>(&reply.front().message);
+      if (job == nullptr) break;  // STOP (with one group nothing else runs, so never WAIT)
+      const auto report = [&](const SweepMessage& message) {
+        coordinator.handle(0, message);
+        display.tick();
+      };
+      TrainerHooks hooks;
+      hooks.on_epoch = [&](const EpochRecord& r) { report(EpochMessage{job->job, r}); };
+      hooks.on_checkpoint = [&](const std::string& path, int64_t iteration) {
+        report(CheckpointMessage{job->job, {path, sha256_file(path), iteration}});
+      };
+      hooks.on_step = [&](const StepProgress& p) { report(step_message(job->job, p)); };
+      EnsembleHooks ensemble_hooks;
+      ensemble_hooks.on_case = [&](const std::string& case_id, std::size_t done, std::size_t total) {
+        report(CaseDoneMessage{job->job, case_id, static_cast<int64_t>(done), static_cast<int64_t>(total)});
+      };
+      coordinator.handle(0, to_message(run_claimed_job(options_, *job, comm, stop_, hooks, ensemble_hooks)));
+    }
+    display.finish(coordinator.stopping() ? "sweep stopped" : "sweep finished");
+    return coordinator.exit_code();
   }
 
   // The coordinator of a world of N > 1 ranks.
   int serve(int groups, const std::vector<int>& leaders) {
-    display_ = std::make_unique<SweepDisplay>(options_, groups);
-    refresh_totals();
-    int stopped = 0;
-    bool stop_sent = false;
-    std::map<int64_t, int> running;  // job → leader rank
-    while (stopped < groups) {
-      display_->tick();
-      if (stop_->load() && !stop_sent) {
-        spdlog::warn("stop requested: telling {} worker group(s) to checkpoint", groups);
-        for (int leader : leaders) send_message(leader, kStopNow, nlohmann::json::object());
-        stop_sent = true;
-      }
+    SweepDisplay display(options_, groups);
+    SweepCoordinator coordinator = decisions(leaders, display);
+    while (!coordinator.finished()) {
+      display.tick();
+      if (stop_->load()) send_all(coordinator.request_stop());
       int pending = 0;
       MPI_Status status;
       MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &pending, &status);
@@ -308,114 +332,21 @@ class Coordinator {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
         continue;
       }
-      const int source = status.MPI_SOURCE;
-      const nlohmann::json message = receive_message(source, status.MPI_TAG);
-      switch (status.MPI_TAG) {
-        case kReady: {
-          if (stop_sent || stop_->load() || message.value("stop", false)) {
-            send_message(source, kStop, nlohmann::json::object());
-            ++stopped;
-            break;
-          }
-          auto claim =
-              store_->claim_next(experiment_id_, message.value("group", 0), message.value("node", ""));
-          if (claim) {
-            running[claim->job.id] = source;
-            job_started(message.value("group", 0), *claim);
-            send_message(source, kJob, to_message(*claim));
-          } else if (running.empty()) {
-            send_message(source, kStop, nlohmann::json::object());
-            ++stopped;
-          } else {
-            send_message(source, kWait, nlohmann::json::object());
-          }
-          break;
-        }
-        case kProgress:
-          if (message.contains("step")) {  // a few times a second: the live view only
-            const nlohmann::json& p = message.at("step");
-            const nlohmann::json& loss = p.at("loss");
-            display_->tracker().step(message.at("job"), p.at("epoch"), p.at("epochs"), p.at("step"),
-                                     p.at("steps"), loss.is_number() ? loss.get<double>() : std::nan(""),
-                                     p.at("it_s"));
-          } else {
-            store_->record_epoch(message.at("job"), EpochRecord::from_json(message.at("epoch")));
-          }
-          break;
-        case kCheckpoint:
-          if (message.contains("case"))
-            record_case_done(message.at("job"), message.at("case"), message.at("done"), message.at("total"));
-          else
-            store_->mark_checkpointed(message.at("job"),
-                                      {message.at("path"), message.at("sha256"), message.at("iteration")});
-          break;
-        case kPreempted:
-          if (!stop_sent) {  // a group was signalled: preemption is global, checkpoint everybody
-            for (int leader : leaders) send_message(leader, kStopNow, nlohmann::json::object());
-            stop_sent = true;
-          }
-          [[fallthrough]];
-        case kResult:
-        case kFailed:
-          running.erase(message.at("job").get<int64_t>());
-          handle_outcome(message.at("job"), message);
-          break;
-        default:
-          spdlog::warn("coordinator: unexpected message tag {} from rank {}", status.MPI_TAG, source);
-      }
+      const SweepMessage message = receive(status.MPI_SOURCE, status.MPI_TAG);
+      send_all(coordinator.handle(status.MPI_SOURCE, message));
     }
-    const bool stopped_early = stop_sent || stop_->load();
-    display_->finish(stopped_early ? "sweep stopped" : "sweep finished");
-    return stopped_early ? kExitPreempted : finish_code();
+    display.finish(coordinator.stopping() ? "sweep stopped" : "sweep finished");
+    return coordinator.exit_code();
   }
 
  private:
-  nlohmann::json to_message(const ClaimedJob& claim) const {
-    const Job& job = claim.job;
-    nlohmann::json message = {{"job", job.id},
-                              {"kind", to_string(job.kind)},
-                              {"fold", job.fold},
-                              {"sparsity", job.sparsity},
-                              {"seed", job.seed},
-                              {"attempt", job.attempts + 1},
-                              {"out_dir", job_dir(options_, job.fold, job.sparsity, job.seed)}};
-    if (job.kind == JobKind::Ensemble) {
-      nlohmann::json fold_dirs = nlohmann::json::array();
-      for (int fold : job.folds) fold_dirs.push_back(job_dir(options_, fold, job.sparsity, job.seed));
-      message["folds"] = job.folds;
-      message["fold_dirs"] = fold_dirs;
-      message["out_dir"] = ensemble_dir(options_, job.sparsity, job.seed);
-    }
-    return message;
-  }
-
-  // A finished test case of an ensemble job: an event (the job's progress) that doubles as a heartbeat.
-  void record_case_done(int64_t job, const std::string& case_id, std::size_t done, std::size_t total) {
-    store_->add_event(job, EventKind::Checkpointed,
-                      fmt::format("test case {} predicted ({}/{})", case_id, done, total));
-    store_->heartbeat(job);
-    display_->tracker().case_done(job, static_cast<int64_t>(done), static_cast<int64_t>(total));
-  }
-
-  // A claimed job, in the log and the view.
-  void job_started(int group, const ClaimedJob& claim) {
-    const Job& job = claim.job;
-    const std::string what = job.kind == JobKind::Ensemble
-                                 ? fmt::format("test ensemble s={} seed {}", job.sparsity, job.seed)
-                                 : fmt::format("fold {} s={} seed {}", job.fold, job.sparsity, job.seed);
-    spdlog::info("job {} started on group {}: {}, attempt {}{}", job.id, group, what, job.attempts + 1,
-                 job.checkpoint
-                     ? fmt::format(", from its checkpoint at iteration {}", job.checkpoint->iteration)
-                     : std::string());
-    display_->tracker().job_started(group, job, now_seconds());
-    refresh_totals();
-  }
-
-  // Jobs by state, from the store (after each claim and each outcome).
-  void refresh_totals() {
-    JobFilter filter;
-    filter.experiment = options_.config.experiment;
-    display_->tracker().set_totals(count_jobs(store_->reader().jobs(filter)));
+  SweepCoordinator decisions(std::vector<int> leaders, SweepDisplay& display) {
+    SweepCoordinatorOptions decision_options;
+    decision_options.experiment_id = experiment_id_;
+    decision_options.experiment = options_.config.experiment;
+    decision_options.runs_dir = options_.runs_dir;
+    decision_options.leaders = std::move(leaders);
+    return {*store_, decision_options, display.tracker(), now_seconds};
   }
 
   // Held-out cases of the config's dataset (0 without a raw dataset). Bad data.test_cases is an InputError.
@@ -430,42 +361,6 @@ class Coordinator {
     return test_set(read_raw_dataset(config.data.dataset), config.data.test_cases).size();
   }
 
-  void handle_outcome(int64_t job, const nlohmann::json& outcome) {
-    record_outcome(job, outcome);
-    const bool finished = !outcome.value("preempted", false) && !outcome.contains("error");
-    display_->tracker().job_ended(job, finished, now_seconds());
-    refresh_totals();
-  }
-
-  void record_outcome(int64_t job, const nlohmann::json& outcome) {
-    if (outcome.value("preempted", false)) {
-      store_->mark_preempted(job, "stopped by signal; checkpoint kept");
-      spdlog::warn("job {} preempted", job);
-    } else if (outcome.contains("error")) {
-      const bool permanent = outcome.value("permanent", false);
-      const FailureOutcome failure = store_->mark_failed(job, outcome.at("error"), permanent);
-      spdlog::error("job {} failed (attempt {}/{}{}): {}", job, failure.attempts, failure.max_attempts,
-                    permanent            ? ", bad input: not retried"
-                    : failure.will_retry ? ", will retry"
-                                         : ", giving up",
-                    outcome.at("error").get<std::string>());
-      failed_ = failed_ || !failure.will_retry;
-      input_failed_ = input_failed_ || permanent;
-    } else if (outcome.value("kind", "train") == "ensemble") {
-      const JobResult result = to_store_test_result(outcome.at("metrics"));
-      store_->record_result(job, result);
-      spdlog::info("job {} done (test ensemble): mDice {:.4f} on {} of {} test case(s)", job,
-                   result.summary.mean_dice, result.summary.cases_scored, result.summary.cases_total);
-    } else {
-      const JobResult result = to_store_result(outcome.at("metrics"), unhex(outcome.value("topology", "")),
-                                               outcome.value("topology_updates", int64_t{0}));
-      store_->record_result(job, result);
-      spdlog::info("job {} done: mDice {:.4f}", job, result.summary.mean_dice);
-    }
-  }
-
-  int finish_code() const { return input_failed_ ? 2 : failed_ ? 1 : 0; }
-
   // GET /status and /metrics, answered from a read-only connection of its own (WAL lets it read while the
   // coordinator writes), on the server's thread.
   void start_status_server() {
@@ -479,7 +374,7 @@ class Coordinator {
     spdlog::info("status: http://{}:{}/status and /metrics", options_.status_address, port);
   }
 
-  void record_splits(const std::string& store_dir) {
+  static std::vector<SplitEntry> split_entries(const std::string& store_dir) {
     std::vector<SplitEntry> entries;
     const std::vector<FoldSplit> splits =
         read_splits_json((fs::path(store_dir) / "splits_final.json").string());
@@ -487,7 +382,7 @@ class Coordinator {
       for (const auto& id : splits[f].train) entries.push_back({static_cast<int>(f), id, "train"});
       for (const auto& id : splits[f].val) entries.push_back({static_cast<int>(f), id, "val"});
     }
-    store_->record_splits(experiment_id_, entries);
+    return entries;
   }
 
   static std::string fingerprint_of(const std::string& store_dir) {
@@ -495,82 +390,11 @@ class Coordinator {
     return fs::exists(fingerprint) ? sha256_file(fingerprint.string()) : std::string();
   }
 
- public:
-  // Runs one claimed job on `comm` (a whole worker group) and describes the outcome for the coordinator.
-  static nlohmann::json run_claimed_job(const SweepOptions& options, const nlohmann::json& job,
-                                        Communicator& comm, const std::atomic<bool>* stop,
-                                        const TrainerHooks& hooks, const EnsembleHooks& ensemble_hooks) {
-    if (job.value("kind", "train") == "ensemble")
-      return run_ensemble(options, job, comm, stop, ensemble_hooks);
-    JobSpec spec;
-    spec.fold = job.at("fold");
-    spec.sparsity = job.at("sparsity");
-    spec.seed = job.at("seed");
-    spec.out_dir = job.at("out_dir");
-    spec.resume = true;  // continue from the job folder's checkpoint when there is one
-    nlohmann::json outcome = {{"job", job.at("job")}};
-    try {
-      JobOptions job_options;
-      job_options.loader_threads = options.loader_threads;
-      const JobRun run = run_job(options.config, spec, comm, stop, hooks, job_options);
-      if (run.outcome == TrainOutcome::Stopped) {
-        outcome["preempted"] = true;
-      } else {
-        if (comm.is_leader())
-          write_learning_curve(run.history, job_title(options.config, spec), spec.out_dir);
-        outcome["metrics"] = run.metrics;
-        outcome["topology"] = hex(run.topology);
-        outcome["topology_updates"] = run.history.empty() ? 0 : run.history.back().topology_updates;
-      }
-    } catch (const std::exception& e) {
-      if (comm.size() > 1 && dynamic_cast<const TrainingError*>(&e) == nullptr) {
-        // A failure on one rank only would leave the others waiting in a collective: end the run; the rerun
-        // resumes every interrupted job from its checkpoint.
-        spdlog::critical("rank-local failure in a data-parallel job, aborting the run: {}", e.what());
-        MPI_Abort(MPI_COMM_WORLD, 1);
-      }
-      outcome["error"] = e.what();
-    }
-    return outcome;
-  }
-
-  // The group leader predicts the test cases (the other ranks of a group wait for the next job).
-  static nlohmann::json run_ensemble(const SweepOptions& options, const nlohmann::json& job,
-                                     Communicator& comm, const std::atomic<bool>* stop,
-                                     const EnsembleHooks& hooks) {
-    nlohmann::json outcome = {{"job", job.at("job")}, {"kind", "ensemble"}};
-    if (!comm.is_leader()) return outcome;
-    EnsembleSpec spec;
-    spec.sparsity = job.at("sparsity");
-    spec.seed = job.at("seed");
-    spec.folds = job.at("folds").get<std::vector<int>>();
-    spec.fold_dirs = job.at("fold_dirs").get<std::vector<std::string>>();
-    spec.out_dir = job.at("out_dir");
-    spec.device = local_training_device();
-    try {
-      const EnsembleRun run = run_ensemble_job(options.config, spec, stop, hooks);
-      if (run.stopped)
-        outcome["preempted"] = true;
-      else
-        outcome["metrics"] = run.report;
-    } catch (const ConfigError& e) {  // bad input (InputError too): no retry can fix it
-      outcome["error"] = e.what();
-      outcome["permanent"] = true;
-    } catch (const std::exception& e) {
-      outcome["error"] = e.what();
-    }
-    return outcome;
-  }
-
- private:
   const SweepOptions& options_;
   const std::atomic<bool>* stop_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<StatusServer> status_server_;
-  std::unique_ptr<SweepDisplay> display_;  // serve() and run_in_process()
   int64_t experiment_id_ = 0;
-  bool failed_ = false;
-  bool input_failed_ = false;  // some job failed on bad input (exit 2)
 };
 
 // ------------------------------------------------------------------------------------------ worker group
@@ -588,9 +412,9 @@ class StopListener {
   void listen() {
     while (!done_) {
       int pending = 0;
-      MPI_Iprobe(kCoordinator, kStopNow, MPI_COMM_WORLD, &pending, MPI_STATUS_IGNORE);
+      MPI_Iprobe(kCoordinator, tag_of<StopNowMessage>(), MPI_COMM_WORLD, &pending, MPI_STATUS_IGNORE);
       if (pending) {
-        receive_message(kCoordinator, kStopNow);
+        receive(kCoordinator, tag_of<StopNowMessage>());
         flag_->store(true);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -601,19 +425,37 @@ class StopListener {
   std::thread thread_;
 };
 
-// The coordinator's answer to READY (STOP_NOW messages are left to the StopListener).
-nlohmann::json receive_reply() {
+// The coordinator's answer to READY: JOB, WAIT or STOP (STOP_NOW is left to the StopListener).
+SweepMessage receive_reply() {
   while (true) {
-    for (int tag : {kJob, kWait, kStop}) {
+    for (int tag : {tag_of<JobMessage>(), tag_of<WaitMessage>(), tag_of<StopMessage>()}) {
       int pending = 0;
       MPI_Iprobe(kCoordinator, tag, MPI_COMM_WORLD, &pending, MPI_STATUS_IGNORE);
-      if (!pending) continue;
-      nlohmann::json body = receive_message(kCoordinator, tag);
-      body["tag"] = tag;
-      return body;
+      if (pending) return receive(kCoordinator, tag);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+}
+
+// The leader's reports to the coordinator.
+struct LeaderHooks {
+  TrainerHooks training;
+  EnsembleHooks ensemble;
+};
+
+LeaderHooks leader_hooks(int64_t job) {
+  LeaderHooks hooks;
+  hooks.training.on_epoch = [job](const EpochRecord& r) { send(kCoordinator, EpochMessage{job, r}); };
+  hooks.training.on_checkpoint = [job](const std::string& path, int64_t iteration) {
+    send(kCoordinator, CheckpointMessage{job, {path, sha256_file(path), iteration}});
+  };
+  hooks.training.on_step =
+      throttled_steps([job](const StepProgress& p) { send(kCoordinator, step_message(job, p)); }, 0.4);
+  hooks.ensemble.on_case = [job](const std::string& case_id, std::size_t done, std::size_t total) {
+    send(kCoordinator,
+         CaseDoneMessage{job, case_id, static_cast<int64_t>(done), static_cast<int64_t>(total)});
+  };
+  return hooks;
 }
 
 int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_index,
@@ -634,59 +476,32 @@ int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_inde
   });
   bool preempted = false;
   while (true) {
-    std::string reply;
+    std::string reply;  // the leader passes the coordinator's answer on to its group
     if (leader) {
-      send_message(kCoordinator, kReady,
-                   {{"group", group_index}, {"node", host_name()}, {"stop", stop.load()}});
-      nlohmann::json body = receive_reply();
-      reply = body.dump();
+      send(kCoordinator, ReadyMessage{group_index, host_name(), stop.load()});
+      reply = frame(receive_reply());
     }
     comm->broadcast_bytes(reply, 0);
-    const nlohmann::json message = nlohmann::json::parse(reply);
-    const int tag = message.at("tag");
-    if (tag == kStop) break;
-    if (tag == kWait) {
+    const SweepMessage message = unframe(reply);
+    if (std::holds_alternative<StopMessage>(message)) break;
+    if (std::holds_alternative<WaitMessage>(message)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
       continue;
     }
-    const int64_t job = message.at("job");
-    TrainerHooks hooks;
-    if (leader) {
-      hooks.on_epoch = [job](const EpochRecord& r) {
-        send_message(kCoordinator, kProgress, {{"job", job}, {"epoch", r.to_json()}});
-      };
-      hooks.on_checkpoint = [job](const std::string& path, int64_t iteration) {
-        send_message(kCoordinator, kCheckpoint,
-                     {{"job", job}, {"path", path}, {"sha256", sha256_file(path)}, {"iteration", iteration}});
-      };
-      hooks.on_step = throttled_steps(
-          [job](const StepProgress& p) {
-            send_message(kCoordinator, kProgress, {{"job", job}, {"step", step_to_json(p)}});
-          },
-          0.4);
-    }
-    EnsembleHooks ensemble_hooks;
-    if (leader)
-      ensemble_hooks.on_case = [job](const std::string& case_id, std::size_t done, std::size_t total) {
-        send_message(kCoordinator, kCheckpoint,
-                     {{"job", job}, {"case", case_id}, {"done", done}, {"total", total}});
-      };
-    log.attach(message.at("out_dir"));
-    spdlog::info("rank {} (group {}, {}): job {} attempt {}", world_rank, group_index, host_name(), job,
-                 message.value("attempt", 1));
-    const nlohmann::json outcome =
-        Coordinator::run_claimed_job(options, message, *comm, &stop, hooks, ensemble_hooks);
-    if (outcome.contains("error"))
-      spdlog::warn("job {} failed: {}", job, outcome.at("error").get<std::string>());
+    const auto* job = std::get_if<JobMessage>(&message);
+    if (job == nullptr)
+      throw ProtocolError("worker group: expected JOB, WAIT or STOP, got " + message_name(tag_of(message)));
+    const LeaderHooks hooks = leader ? leader_hooks(job->job) : LeaderHooks{};
+    log.attach(job->out_dir);
+    spdlog::info("rank {} (group {}, {}): job {} attempt {}", world_rank, group_index, host_name(), job->job,
+                 job->attempt);
+    const OutcomeMessage outcome =
+        run_claimed_job(options, *job, *comm, &stop, hooks.training, hooks.ensemble);
+    if (const auto* failed = std::get_if<FailedMessage>(&outcome))
+      spdlog::warn("job {} failed: {}", job->job, failed->error);
     log.detach();
-    const bool job_preempted = outcome.value("preempted", false);
-    if (leader)
-      send_message(kCoordinator,
-                   job_preempted               ? kPreempted
-                   : outcome.contains("error") ? kFailed
-                                               : kResult,
-                   outcome);
-    preempted = preempted || job_preempted;
+    if (leader) send(kCoordinator, to_message(outcome));
+    preempted = preempted || std::holds_alternative<PreemptedMessage>(outcome);
   }
   stop.store(true);
   signal_watch.join();
@@ -722,25 +537,22 @@ int run_sweep(const SweepOptions& options) {
 
   // The coordinator prepares (store, preprocessing) before any group starts asking for jobs: a failure
   // there is broadcast so that every rank exits with the same clear error instead of waiting.
-  std::string prepare_error;
+  PreparedMessage prepared;
   std::unique_ptr<Coordinator> coordinator;
   if (rank == 0) {
     coordinator = std::make_unique<Coordinator>(options, stop);
     try {
       coordinator->prepare();
     } catch (const ConfigError& e) {
-      prepare_error = std::string("2") + e.what();
+      prepared = {2, e.what()};
     } catch (const std::exception& e) {
-      prepare_error = std::string("1") + e.what();
+      prepared = {1, e.what()};
     }
   }
-  int length = static_cast<int>(prepare_error.size());
-  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  prepare_error.resize(static_cast<std::size_t>(length));
-  MPI_Bcast(prepare_error.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
-  if (!prepare_error.empty()) {
-    if (rank == 0) spdlog::error("{}", prepare_error.substr(1));
-    return prepare_error[0] == '2' ? 2 : 1;
+  prepared = broadcast_prepared(prepared, rank);
+  if (prepared.exit_code != 0) {
+    if (rank == 0) spdlog::error("{}", prepared.error);
+    return prepared.exit_code;
   }
 
   if (rank == 0) {

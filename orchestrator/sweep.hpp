@@ -2,13 +2,14 @@
 //
 // Rank 0 is the coordinator (CPU only, the store's one writer); ranks 1..N−1 form worker groups of
 // gpus_per_job ranks (MPI_Comm_split) that train one job at a time data-parallel. With one rank the
-// coordinator runs every job in-process. Protocol (small JSON messages, coordinator ↔ group leaders):
-//   READY → JOB | WAIT | STOP;  PROGRESS (per epoch, doubles as heartbeat);  CHECKPOINT;  RESULT;
-//   FAILED(reason);  PREEMPTED;  and STOP_NOW (coordinator → leaders) when the coordinator was signalled.
+// coordinator runs every job in-process, through the same decisions. The messages are typed structs with one
+// codec (orchestrator/sweep_protocol.hpp): READY → JOB | WAIT | STOP; STEP (a few times a second, the live
+// view); EPOCH (per epoch, doubles as heartbeat); CHECKPOINT; CASE_DONE; RESULT | FAILED | PREEMPTED; and
+// STOP_NOW (coordinator → leaders) when the coordinator was signalled or a group was preempted. What the
+// coordinator decides is orchestrator/sweep_coordinator.hpp (no MPI, unit-tested); this file moves the bytes.
 // Durability comes from the store and the checkpoints: a crashed run is rerun with the same command.
 // Only the coordinator writes to the terminal: one live view of every group (orchestrator/sweep_view.hpp) on
-// a terminal, timestamped log lines otherwise; leaders send their step progress (PROGRESS with "step", a few
-// times a second) and every worker rank logs to its job folder's worker.log.
+// a terminal, timestamped log lines otherwise; every worker rank logs to its job folder's worker.log.
 #pragma once
 
 #include <string>

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "orchestrator/commands.hpp"
+#include "orchestrator/run_folders.hpp"
 #include "orchestrator/sweep.hpp"
 #include "worker/job.hpp"
 

@@ -11,6 +11,7 @@
 #include "db/bundle.hpp"
 #include "orchestrator/commands.hpp"
 #include "orchestrator/job_records.hpp"
+#include "orchestrator/run_folders.hpp"
 #include "orchestrator/signals.hpp"
 #include "worker/job.hpp"
 #include "worker/mpi_communicator.hpp"
@@ -104,7 +105,8 @@ int run_train(const TrainOptions& options) {
   }
   bar.reset();
   if (result.outcome == TrainOutcome::Finished && comm->is_leader()) {
-    write_learning_curve(result.history, job_title(config, job), job.out_dir);
+    write_learning_curve(result.history, job_title(config.experiment, job.fold, job.sparsity, job.seed),
+                         job.out_dir);
     if (!options.bundle.empty()) write_bundle(options.bundle, config, job, &result, "");
   }
   if (result.outcome == TrainOutcome::Stopped) {

@@ -23,23 +23,6 @@ int default_loader_threads(int ranks) {
 
 }  // namespace
 
-std::string default_runs_dir(const std::string& store_path) {
-  return (std::filesystem::path(store_path).parent_path() / "runs").string();
-}
-
-std::string job_folder(const std::string& runs_dir, const std::string& experiment, int fold, double sparsity,
-                       uint64_t seed) {
-  return (std::filesystem::path(runs_dir) / experiment /
-          fmt::format("fold{}_s{}_seed{}", fold, sparsity, seed))
-      .string();
-}
-
-std::string ensemble_folder(const std::string& runs_dir, const std::string& experiment, double sparsity,
-                            uint64_t seed) {
-  return (std::filesystem::path(runs_dir) / experiment / fmt::format("test_s{}_seed{}", sparsity, seed))
-      .string();
-}
-
 double summary_number(const nlohmann::json& report, const std::string& key) {
   if (!report.contains("summary") || !report["summary"].contains(key)) return std::nan("");
   const nlohmann::json& value = report["summary"][key];

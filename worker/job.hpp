@@ -23,15 +23,6 @@ struct JobOptions {
   int preprocess_workers = 0;  // when the store has to be built first
 };
 
-// Where job folders live, one rule for `e2e train` and `e2e sweep`: <runs>/<experiment>/fold<F>_s<S>_seed<N>
-// for a training job, <runs>/<experiment>/test_s<S>_seed<N> for a test ensemble; <runs> defaults to the
-// folder "runs" next to the store (store.path or --db).
-std::string default_runs_dir(const std::string& store_path);
-std::string job_folder(const std::string& runs_dir, const std::string& experiment, int fold, double sparsity,
-                       uint64_t seed);
-std::string ensemble_folder(const std::string& runs_dir, const std::string& experiment, double sparsity,
-                            uint64_t seed);
-
 // A number of metrics.json's summary ("mean_dice", "mean_nsd", …); NaN when absent or null.
 double summary_number(const nlohmann::json& report, const std::string& key);
 
