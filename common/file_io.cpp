@@ -23,13 +23,6 @@ namespace {
   throw std::runtime_error(what + " " + path + ": " + std::strerror(errno));
 }
 
-void fsync_folder(const fs::path& dir) {
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;  // best effort: some filesystems do not allow opening folders
-  ::fsync(fd);
-  ::close(fd);
-}
-
 // Unique among the threads and processes writing next to each other.
 std::string temporary_name(const std::string& path) {
   static std::atomic<unsigned> counter{0};
@@ -37,6 +30,13 @@ std::string temporary_name(const std::string& path) {
 }
 
 }  // namespace
+
+void fsync_path(const fs::path& path) {
+  const int fd = ::open(path.empty() ? "." : path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
 
 std::optional<std::string> try_read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -84,7 +84,7 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     errno = saved;
     io_failure("cannot rename onto", path);
   }
-  fsync_folder(target.parent_path());
+  fsync_path(target.parent_path());
 }
 
 void replace_folder(const fs::path& staging, const fs::path& target) {

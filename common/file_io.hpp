@@ -18,6 +18,10 @@ std::optional<std::string> try_read_file(const std::string& path);
 // Throws std::runtime_error naming the file and the system error; the previous file is then untouched.
 void write_file_atomically(const std::string& path, const std::string& bytes);
 
+// Flushes a file or a folder (its entries: a rename in it) to disk. Best effort: some filesystems do not let
+// a folder be opened, and then nothing is flushed.
+void fsync_path(const std::filesystem::path& path);
+
 // Publishes the finished folder `staging` as `target`: an existing `target` is moved aside first, then
 // removed once `staging` is in place (and put back when the rename fails).
 void replace_folder(const std::filesystem::path& staging, const std::filesystem::path& target);

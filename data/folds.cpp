@@ -106,32 +106,42 @@ std::vector<FoldSplit> kfold_splits(const std::vector<std::string>& sorted_case_
   return splits;
 }
 
-std::vector<FoldSplit> read_splits_json(const std::string& path) {
-  const std::optional<std::string> text = try_read_file(path);
-  if (!text) throw InputError(fmt::format("{}: file not found or not readable", path));
+std::vector<FoldSplit> parse_splits_json(const std::string& text, const std::string& source) {
   json doc;
   try {
-    doc = json::parse(*text);
+    doc = json::parse(text);
   } catch (const json::exception& e) {
-    throw InputError(fmt::format("{}: not valid JSON ({})", path, e.what()));
+    throw InputError(fmt::format("{}: not valid JSON ({})", source, e.what()));
   }
   if (!doc.is_array() || doc.empty())
     throw InputError(
-        fmt::format("{}: expected a non-empty list [{{\"train\": [...], \"val\": [...]}}, ...]", path));
+        fmt::format("{}: expected a non-empty list [{{\"train\": [...], \"val\": [...]}}, ...]", source));
   std::vector<FoldSplit> splits;
   for (std::size_t i = 0; i < doc.size(); ++i) {
-    if (!doc[i].is_object()) throw InputError(fmt::format("{}: fold {}: expected an object", path, i));
-    FoldSplit split{parse_id_list(doc[i], "train", i, path), parse_id_list(doc[i], "val", i, path)};
-    check_disjoint(split, i, path);
+    if (!doc[i].is_object()) throw InputError(fmt::format("{}: fold {}: expected an object", source, i));
+    FoldSplit split{parse_id_list(doc[i], "train", i, source), parse_id_list(doc[i], "val", i, source)};
+    // A dataset of one case has one fold that trains and validates on it (what preprocessing writes then).
+    const bool one_case_dataset = doc.size() == 1 && split.train.size() == 1 && split.train == split.val;
+    if (!one_case_dataset) check_disjoint(split, i, source);
     splits.push_back(std::move(split));
   }
   return splits;
 }
 
-void write_splits_json(const std::string& path, const std::vector<FoldSplit>& splits) {
+std::string splits_json_text(const std::vector<FoldSplit>& splits) {
   json doc = json::array();
   for (const FoldSplit& split : splits) doc.push_back({{"train", split.train}, {"val", split.val}});
-  write_file_atomically(path, doc.dump(4) + "\n");
+  return doc.dump(4) + "\n";
+}
+
+std::vector<FoldSplit> read_splits_json(const std::string& path) {
+  const std::optional<std::string> text = try_read_file(path);
+  if (!text) throw InputError(fmt::format("{}: file not found or not readable", path));
+  return parse_splits_json(*text, path);
+}
+
+void write_splits_json(const std::string& path, const std::vector<FoldSplit>& splits) {
+  write_file_atomically(path, splits_json_text(splits));
 }
 
 }  // namespace e2e

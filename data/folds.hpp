@@ -20,8 +20,12 @@ std::vector<FoldSplit> kfold_splits(const std::vector<std::string>& sorted_case_
 // numpy's legacy RandomState(seed).permutation(n).
 std::vector<int64_t> legacy_numpy_permutation(int64_t n, unsigned seed);
 // nnU-Net's splits_final.json: [{"train": [...], "val": [...]}, …].
-// Reading checks the shape of the file and that no case is both training and validation in one fold.
+// Reading checks the shape of the file and that no case is both training and validation in one fold (except
+// a dataset of one case: its single fold trains and validates on it).
 std::vector<FoldSplit> read_splits_json(const std::string& path);
 void write_splits_json(const std::string& path, const std::vector<FoldSplit>& splits);  // atomic
+// The same on text (the case store keeps a copy inside cases.h5); `source` names the text in errors.
+std::vector<FoldSplit> parse_splits_json(const std::string& text, const std::string& source);
+std::string splits_json_text(const std::vector<FoldSplit>& splits);
 
 }  // namespace e2e

@@ -1,6 +1,5 @@
 // The whole-dataset run of e2e preprocess: input hashing, fingerprint, plan, parallel per-case
 // preprocessing with one HDF5 writer, splits, and the atomic publication of the store.
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -193,27 +192,6 @@ std::vector<FoldSplit> make_splits(const RawDataset& dataset, const PreprocessOp
   return {FoldSplit{ids, ids}};
 }
 
-json splits_json(const std::vector<FoldSplit>& splits) {
-  json out = json::array();
-  for (const FoldSplit& s : splits) out.push_back({{"train", s.train}, {"val", s.val}});
-  return out;
-}
-
-std::vector<FoldSplit> splits_from_json(const json& j) {
-  std::vector<FoldSplit> splits;
-  for (const json& s : j)
-    splits.push_back(
-        {s.at("train").get<std::vector<std::string>>(), s.at("val").get<std::vector<std::string>>()});
-  return splits;
-}
-
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
 struct Outputs {
   std::string store;
   std::string plan;
@@ -234,11 +212,9 @@ bool same_splits(const std::vector<FoldSplit>& a, const std::vector<FoldSplit>& 
 }
 
 bool splits_file_matches(const std::string& path, const std::vector<FoldSplit>& splits) {
-  const json existing = json::parse(try_read_file(path).value_or(""), nullptr, false);
-  if (existing.is_discarded() || !existing.is_array()) return false;
   try {
-    return same_splits(splits_from_json(existing), splits);
-  } catch (const json::exception&) {
+    return same_splits(read_splits_json(path), splits);
+  } catch (const InputError&) {  // missing, unreadable or not splits: rewrite it
     return false;
   }
 }
@@ -248,7 +224,7 @@ void write_side_files(const Outputs& out, const std::string& plan, const std::st
                       const std::string& splits) {
   if (try_read_file(out.plan) != plan) write_file_atomically(out.plan, plan);
   if (try_read_file(out.fingerprint) != fingerprint) write_file_atomically(out.fingerprint, fingerprint);
-  const std::vector<FoldSplit> folds = splits_from_json(json::parse(splits));
+  const std::vector<FoldSplit> folds = parse_splits_json(splits, out.store + ": splits_final.json");
   if (!splits_file_matches(out.splits, folds)) write_splits_json(out.splits, folds);
 }
 
@@ -384,7 +360,7 @@ void build_store(const RawDataset& dataset, const PreprocessOptions& options,
     log_plan(result.plan);
     const std::string plan_text = to_json(result.plan).dump(2);
     const std::string fingerprint_text = to_json(fingerprint).dump(2);
-    const std::string splits_text = splits_json(splits).dump(2);
+    const std::string splits_text = splits_json_text(splits);
     {
       CaseStoreWriter writer(temporary, {effective_compress(options), chunk_shape(result.plan)});
       write_cases(dataset, result.plan, workers, writer);
@@ -394,7 +370,7 @@ void build_store(const RawDataset& dataset, const PreprocessOptions& options,
       writer.write_text("input_hash", hash);
       writer.close();
     }
-    fsync_path(temporary, false);
+    fsync_path(temporary);
     // The old store goes first and the new one is renamed in last, so whenever cases.h5 exists the side
     // files next to it belong to it.
     std::error_code ec;
@@ -402,7 +378,7 @@ void build_store(const RawDataset& dataset, const PreprocessOptions& options,
     write_side_files(out, plan_text, fingerprint_text, splits_text);
     fs::rename(temporary, out.store, ec);
     if (ec) throw InputError(fmt::format("{}: cannot rename into place ({})", out.store, ec.message()));
-    fsync_path(fs::path(out.store).parent_path().string(), true);
+    fsync_path(fs::path(out.store).parent_path());
   } catch (...) {
     std::error_code ec;
     fs::remove(temporary, ec);

@@ -153,10 +153,12 @@ json mean_number(const std::vector<json>& objects, const char* field) {
 // Params/FLOPs of the cell: the mean over its folds' metrics.json "complexity" (the same net and sparsity).
 json cell_complexity(const EnsembleSpec& spec) {
   const std::vector<json> folds = fold_metrics_objects(spec, "complexity");
-  if (folds.empty() || mean_number(folds, "params").is_null()) return json::object();
-  const double params = mean_number(folds, "params").get<double>();
-  const double flops =
-      mean_number(folds, "flops").is_null() ? 0.0 : mean_number(folds, "flops").get<double>();
+  if (folds.empty()) return json::object();
+  const json mean_params = mean_number(folds, "params");
+  if (mean_params.is_null()) return json::object();
+  const json mean_flops = mean_number(folds, "flops");
+  const double params = mean_params.get<double>();
+  const double flops = mean_flops.is_null() ? 0.0 : mean_flops.get<double>();
   return {{"params", static_cast<int64_t>(params + 0.5)},
           {"params_m", params / 1e6},
           {"flops", flops},

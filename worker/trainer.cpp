@@ -308,10 +308,6 @@ TrainOutcome Trainer::run(int64_t stop_at_iteration) {
   return TrainOutcome::Stopped;
 }
 
-std::string Trainer::state_digest() {
-  return state_sha256(*net_, optimizer_.get(), dsff_->topology());
-}
-
 void Trainer::save_checkpoint() {
   last_checkpoint_time_ = std::chrono::steady_clock::now();
   if (!comm_.is_leader()) return;
@@ -339,7 +335,7 @@ void Trainer::save_checkpoint() {
                                {"total_iterations", total_iterations()},
                                {"topology_updates", topology_updates_},
                                {"topology_hash", dsff_->topology().hash_hex()},
-                               {"state_sha256", state_digest()},
+                               {"state_sha256", state_sha256(*net_, optimizer_.get(), dsff_->topology())},
                                {"loss_scale", loss_scaler_.scale()},
                                {"loss_scale_good_steps", loss_scaler_.good_steps()},
                                {"epoch_loss_sum", epoch_loss_sum_},

@@ -81,10 +81,6 @@ class Trainer {
 
   void save_checkpoint();
   void load_checkpoint(const std::string& path);
-  // SHA-256 of the training state that must survive a resume bit for bit: parameters, buffers, momentum
-  // buffers and the topology (the archive bytes themselves are not stable: LibTorch keys optimizer state by
-  // tensor addresses).
-  std::string state_digest();
   // Collective: throws TrainingError on every rank unless all ranks hold the same DSFF topology.
   void verify_topology_across_ranks();
 

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 
 #include "data/dataset.hpp"
@@ -111,6 +112,29 @@ TEST_F(SplitsFile, RoundTrips) {
     EXPECT_EQ(back[f].val, splits[f].val);
   }
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);  // no temporary left
+}
+
+// The case store keeps the same text inside cases.h5: the text form is what the file holds, and errors in it
+// name where the text came from.
+TEST_F(SplitsFile, TheTextFormIsTheFileAndItsErrorsNameTheSource) {
+  const std::vector<FoldSplit> splits = kfold_splits(numbered_cases(6));
+  const std::string path = (dir_ / "splits_final.json").string();
+  write_splits_json(path, splits);
+  std::ifstream in(path);
+  const std::string file_text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(splits_json_text(splits), file_text);
+  const std::vector<FoldSplit> back = parse_splits_json(file_text, "cases.h5: splits_final.json");
+  ASSERT_EQ(back.size(), splits.size());
+  EXPECT_EQ(back[3].val, splits[3].val);
+  // One case: its single fold trains and validates on it, as preprocessing writes it.
+  EXPECT_EQ(parse_splits_json(R"([{"train": ["a"], "val": ["a"]}])", "x").at(0).val.at(0), "a");
+  try {
+    parse_splits_json(R"([{"train": ["a", "b"], "val": ["a"]}, {"train": ["a"], "val": ["b"]}])",
+                      "cases.h5: splits_final.json");
+    ADD_FAILURE() << "accepted a case in both train and val";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("cases.h5: splits_final.json"));
+  }
 }
 
 TEST_F(SplitsFile, ReadsNnUNetsFileAsWritten) {
