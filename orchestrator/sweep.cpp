@@ -555,14 +555,24 @@ int run_sweep(const SweepOptions& options) {
     return prepared.exit_code;
   }
 
-  if (rank == 0) {
-    std::vector<int> leaders;
-    for (int g = 0; g < groups; ++g) leaders.push_back(1 + g * per_group);
-    return coordinator->serve(groups, leaders);
+  try {
+    if (rank == 0) {
+      std::vector<int> leaders;
+      for (int g = 0; g < groups; ++g) leaders.push_back(1 + g * per_group);
+      return coordinator->serve(groups, leaders);
+    }
+    const int code = run_worker_group(options, group, group_index, stop);
+    MPI_Comm_free(&group);
+    return code;
+  } catch (const std::exception& e) {
+    // From here on every rank waits on the others: an error that escapes one (a ProtocolError, a store
+    // that cannot be written) ends the whole run now instead of leaving the rest waiting. The store and
+    // the checkpoints keep what was done; the rerun resumes.
+    spdlog::critical("rank {}: {}; ending the run (rerun the same command to resume)", rank, e.what());
+    spdlog::default_logger()->flush();
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
   }
-  const int code = run_worker_group(options, group, group_index, stop);
-  MPI_Comm_free(&group);
-  return code;
 }
 
 }  // namespace e2e

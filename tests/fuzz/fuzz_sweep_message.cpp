@@ -1,7 +1,7 @@
 // libFuzzer harness: the sweep's message codec (orchestrator/sweep_protocol.hpp). The first byte picks the
-// message (its index in SweepMessage; 0xff: a framed message for unframe()), the rest are the bytes. Bad bytes
-// must end in ProtocolError; a message that decodes must encode again into bytes that decode to the same
-// encoding (nothing is lost or invented on the way).
+// message (its index in SweepMessage; 0xff: a framed message for unframe()), the rest are the bytes. Bad
+// bytes must end in ProtocolError; a message that decodes must encode again into bytes that decode to the
+// same encoding (nothing is lost or invented on the way).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
