@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "common/version.hpp"
@@ -379,7 +380,11 @@ class Coordinator {
     const std::vector<FoldSplit> splits =
         read_splits_json((fs::path(store_dir) / "splits_final.json").string());
     for (std::size_t f = 0; f < splits.size(); ++f) {
-      for (const auto& id : splits[f].train) entries.push_back({static_cast<int>(f), id, "train"});
+      const std::set<std::string> val(splits[f].val.begin(), splits[f].val.end());
+      // A dataset of one case trains and validates its one fold on it; the store gives a case one role per
+      // fold, and "val" is the one its results are scored on.
+      for (const auto& id : splits[f].train)
+        if (val.count(id) == 0) entries.push_back({static_cast<int>(f), id, "train"});
       for (const auto& id : splits[f].val) entries.push_back({static_cast<int>(f), id, "val"});
     }
     return entries;
