@@ -19,16 +19,9 @@ using ::testing::HasSubstr;
 using Result = e2e_cli::CliResult;
 using e2e_cli::run_e2e;
 
-class PreprocessCli : public ::testing::Test {
+class PreprocessCli : public e2e_cli::CliFolderTest {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / ("e2e_preprocess_cli_" + std::to_string(::getpid()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  std::string path(const std::string& name) const { return (root_ / name).string(); }
-  fs::path root_;
+  PreprocessCli() : CliFolderTest("e2e_preprocess_cli_") {}
 };
 
 TEST_F(PreprocessCli, WritesThenReusesTheStore) {

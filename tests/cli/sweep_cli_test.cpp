@@ -2,9 +2,7 @@
 // validates on it (preprocessing's rule). The sweep's split record used to refuse that case.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -14,19 +12,12 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using e2e_cli::run_e2e;
 using ::testing::HasSubstr;
 
-class SweepCli : public ::testing::Test {
+class SweepCli : public e2e_cli::CliFolderTest {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / ("e2e_sweep_cli_" + std::to_string(::getpid()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  std::string path(const std::string& name) const { return (root_ / name).string(); }
+  SweepCli() : CliFolderTest("e2e_sweep_cli_") {}
 
   // configs/synthetic.yaml on `dataset`, one fold, one sparsity, one short epoch, no test set.
   std::string tiny_config(const std::string& dataset) const {
@@ -45,7 +36,6 @@ class SweepCli : public ::testing::Test {
     std::ofstream(config) << yaml;
     return config;
   }
-  fs::path root_;
 };
 
 TEST_F(SweepCli, ADatasetOfOneCaseSweepsItsOneFold) {
