@@ -45,7 +45,7 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Sends at most one step report per interval (and none from ranks that are not the leader).
+// Passes on at most one step report per interval.
 std::function<void(const StepProgress&)> throttled_steps(std::function<void(const StepProgress&)> send,
                                                          double interval_seconds) {
   auto last = std::make_shared<double>(0.0);
@@ -188,8 +188,26 @@ PreparedMessage broadcast_prepared(const PreparedMessage& prepared, int rank) {
   throw ProtocolError("expected PREPARED from rank 0, got " + message_name(tag_of(message)));
 }
 
-StepMessage step_message(int64_t job, const StepProgress& p) {
-  return {job, p.epoch, p.epochs, p.step, p.steps, p.mean_loss, p.iterations_per_second};
+// What a running job reports, as messages to `report`: epochs, checkpoints, steps and test cases. The group
+// leader sends them to the coordinator; a world of one rank hands them to its coordinator directly.
+struct ReportHooks {
+  TrainerHooks training;
+  EnsembleHooks ensemble;
+};
+
+ReportHooks report_hooks(int64_t job, const std::function<void(const SweepMessage&)>& report) {
+  ReportHooks hooks;
+  hooks.training.on_epoch = [job, report](const EpochRecord& r) { report(EpochMessage{job, r}); };
+  hooks.training.on_checkpoint = [job, report](const std::string& path, int64_t iteration) {
+    report(CheckpointMessage{job, {path, sha256_file(path), iteration}});
+  };
+  hooks.training.on_step = [job, report](const StepProgress& p) {
+    report(StepMessage{job, p.epoch, p.epochs, p.step, p.steps, p.mean_loss, p.iterations_per_second});
+  };
+  hooks.ensemble.on_case = [job, report](const std::string& case_id, std::size_t done, std::size_t total) {
+    report(CaseDoneMessage{job, case_id, static_cast<int64_t>(done), static_cast<int64_t>(total)});
+  };
+  return hooks;
 }
 
 // ------------------------------------------------------------------------------------------ jobs
@@ -299,29 +317,20 @@ class Coordinator {
       const std::vector<Outgoing> reply = coordinator.handle(0, ReadyMessage{0, host_name(), stop_->load()});
       const auto* job = std::get_if<JobMessage>(&reply.front().message);
       if (job == nullptr) break;  // STOP (with one group nothing else runs, so never WAIT)
-      const auto report = [&](const SweepMessage& message) {
+      const ReportHooks hooks = report_hooks(job->job, [&](const SweepMessage& message) {
         coordinator.handle(0, message);
         display.tick();
-      };
-      TrainerHooks hooks;
-      hooks.on_epoch = [&](const EpochRecord& r) { report(EpochMessage{job->job, r}); };
-      hooks.on_checkpoint = [&](const std::string& path, int64_t iteration) {
-        report(CheckpointMessage{job->job, {path, sha256_file(path), iteration}});
-      };
-      hooks.on_step = [&](const StepProgress& p) { report(step_message(job->job, p)); };
-      EnsembleHooks ensemble_hooks;
-      ensemble_hooks.on_case = [&](const std::string& case_id, std::size_t done, std::size_t total) {
-        report(CaseDoneMessage{job->job, case_id, static_cast<int64_t>(done), static_cast<int64_t>(total)});
-      };
-      coordinator.handle(0, to_message(run_claimed_job(options_, *job, comm, stop_, hooks, ensemble_hooks)));
+      });
+      coordinator.handle(
+          0, to_message(run_claimed_job(options_, *job, comm, stop_, hooks.training, hooks.ensemble)));
     }
     display.finish(coordinator.stopping() ? "sweep stopped" : "sweep finished");
     return coordinator.exit_code();
   }
 
   // The coordinator of a world of N > 1 ranks.
-  int serve(int groups, const std::vector<int>& leaders) {
-    SweepDisplay display(options_, groups);
+  int serve(const std::vector<int>& leaders) {
+    SweepDisplay display(options_, static_cast<int>(leaders.size()));
     SweepCoordinator coordinator = decisions(leaders, display);
     while (!coordinator.finished()) {
       display.tick();
@@ -442,27 +451,6 @@ SweepMessage receive_reply() {
   }
 }
 
-// The leader's reports to the coordinator.
-struct LeaderHooks {
-  TrainerHooks training;
-  EnsembleHooks ensemble;
-};
-
-LeaderHooks leader_hooks(int64_t job) {
-  LeaderHooks hooks;
-  hooks.training.on_epoch = [job](const EpochRecord& r) { send(kCoordinator, EpochMessage{job, r}); };
-  hooks.training.on_checkpoint = [job](const std::string& path, int64_t iteration) {
-    send(kCoordinator, CheckpointMessage{job, {path, sha256_file(path), iteration}});
-  };
-  hooks.training.on_step =
-      throttled_steps([job](const StepProgress& p) { send(kCoordinator, step_message(job, p)); }, 0.4);
-  hooks.ensemble.on_case = [job](const std::string& case_id, std::size_t done, std::size_t total) {
-    send(kCoordinator,
-         CaseDoneMessage{job, case_id, static_cast<int64_t>(done), static_cast<int64_t>(total)});
-  };
-  return hooks;
-}
-
 int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_index,
                      const std::atomic<bool>* signal_stop) {
   int world_rank = 0;
@@ -496,17 +484,20 @@ int run_worker_group(const SweepOptions& options, MPI_Comm group, int group_inde
     const auto* job = std::get_if<JobMessage>(&message);
     if (job == nullptr)
       throw ProtocolError("worker group: expected JOB, WAIT or STOP, got " + message_name(tag_of(message)));
-    const LeaderHooks hooks = leader ? leader_hooks(job->job) : LeaderHooks{};
+    ReportHooks hooks;
+    if (leader) {
+      hooks = report_hooks(job->job, [](const SweepMessage& report) { send(kCoordinator, report); });
+      hooks.training.on_step = throttled_steps(hooks.training.on_step, 0.4);
+    }
     log.attach(job->out_dir);
     spdlog::info("rank {} (group {}, {}): job {} attempt {}", world_rank, group_index, host_name(), job->job,
                  job->attempt);
-    const OutcomeMessage outcome =
-        run_claimed_job(options, *job, *comm, &stop, hooks.training, hooks.ensemble);
+    OutcomeMessage outcome = run_claimed_job(options, *job, *comm, &stop, hooks.training, hooks.ensemble);
     if (const auto* failed = std::get_if<FailedMessage>(&outcome))
       spdlog::warn("job {} failed: {}", job->job, failed->error);
     log.detach();
-    if (leader) send(kCoordinator, to_message(outcome));
     preempted = preempted || std::holds_alternative<PreemptedMessage>(outcome);
+    if (leader) send(kCoordinator, to_message(std::move(outcome)));
   }
   stop.store(true);
   signal_watch.join();
@@ -564,7 +555,7 @@ int run_sweep(const SweepOptions& options) {
     if (rank == 0) {
       std::vector<int> leaders;
       for (int g = 0; g < groups; ++g) leaders.push_back(1 + g * per_group);
-      return coordinator->serve(groups, leaders);
+      return coordinator->serve(leaders);
     }
     const int code = run_worker_group(options, group, group_index, stop);
     MPI_Comm_free(&group);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <type_traits>
 #include <utility>
 
 #include "db/reader.hpp"
@@ -30,6 +31,19 @@ SweepCoordinator::SweepCoordinator(Store& store, SweepCoordinatorOptions options
                                    std::function<double()> clock)
     : store_(store), options_(std::move(options)), tracker_(tracker), clock_(std::move(clock)) {
   refresh_totals();
+}
+
+template <typename Outcome>
+std::vector<Outgoing> SweepCoordinator::on_outcome(int source, const Outcome& outcome) {
+  check_runs(source, outcome.job, tag_of<Outcome>());
+  std::vector<Outgoing> out;
+  // One preempted group means the allocation is going away: every group checkpoints.
+  if (std::is_same_v<Outcome, PreemptedMessage> && !stop_sent_) out = stop_everyone();
+  running_.erase(outcome.job);
+  record(outcome);
+  tracker_.job_ended(outcome.job, std::is_same_v<Outcome, ResultMessage>, clock_());
+  refresh_totals();
+  return out;
 }
 
 std::vector<Outgoing> SweepCoordinator::handle(int source, const SweepMessage& message) {
@@ -95,44 +109,32 @@ std::vector<Outgoing> SweepCoordinator::on_ready(int source, const ReadyMessage&
   return {{source, WaitMessage{}}};  // e.g. a test ensemble waits for its folds
 }
 
-std::vector<Outgoing> SweepCoordinator::on_outcome(int source, const OutcomeMessage& outcome) {
-  const int64_t job = job_of(outcome);
-  check_runs(source, job, tag_of(to_message(outcome)));
-  std::vector<Outgoing> out;
-  // One preempted group means the allocation is going away: every group checkpoints.
-  if (std::holds_alternative<PreemptedMessage>(outcome) && !stop_sent_) out = stop_everyone();
-  running_.erase(job);
-  record(outcome);
-  tracker_.job_ended(job, std::holds_alternative<ResultMessage>(outcome), clock_());
-  refresh_totals();
-  return out;
+void SweepCoordinator::record(const PreemptedMessage& preempted) {
+  store_.mark_preempted(preempted.job, "stopped by signal; checkpoint kept");
+  spdlog::warn("job {} preempted", preempted.job);
 }
 
-void SweepCoordinator::record(const OutcomeMessage& outcome) {
-  if (const auto* preempted = std::get_if<PreemptedMessage>(&outcome)) {
-    store_.mark_preempted(preempted->job, "stopped by signal; checkpoint kept");
-    spdlog::warn("job {} preempted", preempted->job);
-  } else if (const auto* failed = std::get_if<FailedMessage>(&outcome)) {
-    const FailureOutcome failure = store_.mark_failed(failed->job, failed->error, failed->permanent);
-    spdlog::error("job {} failed (attempt {}/{}{}): {}", failed->job, failure.attempts, failure.max_attempts,
-                  failed->permanent    ? ", bad input: not retried"
-                  : failure.will_retry ? ", will retry"
-                                       : ", giving up",
-                  failed->error);
-    failed_ = failed_ || !failure.will_retry;
-    input_failed_ = input_failed_ || failed->permanent;
+void SweepCoordinator::record(const FailedMessage& failed) {
+  const FailureOutcome failure = store_.mark_failed(failed.job, failed.error, failed.permanent);
+  spdlog::error("job {} failed (attempt {}/{}{}): {}", failed.job, failure.attempts, failure.max_attempts,
+                failed.permanent     ? ", bad input: not retried"
+                : failure.will_retry ? ", will retry"
+                                     : ", giving up",
+                failed.error);
+  failed_ = failed_ || !failure.will_retry;
+  input_failed_ = input_failed_ || failed.permanent;
+}
+
+void SweepCoordinator::record(const ResultMessage& done) {
+  if (done.kind == JobKind::Ensemble) {
+    const JobResult result = to_store_test_result(done.metrics);
+    store_.record_result(done.job, result);
+    spdlog::info("job {} done (test ensemble): mDice {:.4f} on {} of {} test case(s)", done.job,
+                 result.summary.mean_dice, result.summary.cases_scored, result.summary.cases_total);
   } else {
-    const auto& done = std::get<ResultMessage>(outcome);
-    if (done.kind == JobKind::Ensemble) {
-      const JobResult result = to_store_test_result(done.metrics);
-      store_.record_result(done.job, result);
-      spdlog::info("job {} done (test ensemble): mDice {:.4f} on {} of {} test case(s)", done.job,
-                   result.summary.mean_dice, result.summary.cases_scored, result.summary.cases_total);
-    } else {
-      const JobResult result = to_store_result(done.metrics, done.topology, done.topology_updates);
-      store_.record_result(done.job, result);
-      spdlog::info("job {} done: mDice {:.4f}", done.job, result.summary.mean_dice);
-    }
+    const JobResult result = to_store_result(done.metrics, done.topology, done.topology_updates);
+    store_.record_result(done.job, result);
+    spdlog::info("job {} done: mDice {:.4f}", done.job, result.summary.mean_dice);
   }
 }
 

@@ -68,8 +68,12 @@ class SweepCoordinator {
 
  private:
   std::vector<Outgoing> on_ready(int source, const ReadyMessage& ready);
-  std::vector<Outgoing> on_outcome(int source, const OutcomeMessage& outcome);
-  void record(const OutcomeMessage& outcome);
+  // Outcome: ResultMessage, FailedMessage or PreemptedMessage.
+  template <typename Outcome>
+  std::vector<Outgoing> on_outcome(int source, const Outcome& outcome);
+  void record(const ResultMessage& result);
+  void record(const FailedMessage& failed);
+  void record(const PreemptedMessage& preempted);
   void check_runs(int source, int64_t job, int tag) const;
   JobMessage job_message(const ClaimedJob& claim) const;
   void job_started(int group, const ClaimedJob& claim);

@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 #include "common/errors.hpp"
 
@@ -239,12 +240,8 @@ SweepMessage read_alternative(std::size_t index, const Fields& fields,
 
 }  // namespace
 
-SweepMessage to_message(const OutcomeMessage& outcome) {
-  return std::visit([](const auto& m) -> SweepMessage { return m; }, outcome);
-}
-
-int64_t job_of(const OutcomeMessage& outcome) {
-  return std::visit([](const auto& m) { return m.job; }, outcome);
+SweepMessage to_message(OutcomeMessage outcome) {
+  return std::visit([](auto& m) -> SweepMessage { return std::move(m); }, outcome);
 }
 
 int tag_of(const SweepMessage& message) {

@@ -111,8 +111,7 @@ using SweepMessage = std::variant<ReadyMessage, JobMessage, WaitMessage, StopMes
 // What running one claimed job ends with.
 using OutcomeMessage = std::variant<ResultMessage, FailedMessage, PreemptedMessage>;
 
-SweepMessage to_message(const OutcomeMessage& outcome);
-int64_t job_of(const OutcomeMessage& outcome);
+SweepMessage to_message(OutcomeMessage outcome);
 
 // The tags (MPI tags) of the messages: kFirstMessageTag + the alternative's index in SweepMessage.
 constexpr int kFirstMessageTag = 100;

@@ -111,9 +111,9 @@ TEST(SweepProtocol, OutcomesRoundTrip) {
   round_trip(StopMessage{});
   round_trip(StopNowMessage{});
 
-  const OutcomeMessage outcome = PreemptedMessage{11};
-  EXPECT_EQ(job_of(outcome), 11);
-  EXPECT_TRUE(std::holds_alternative<PreemptedMessage>(to_message(outcome)));
+  const SweepMessage outcome = to_message(PreemptedMessage{11});
+  ASSERT_TRUE(std::holds_alternative<PreemptedMessage>(outcome));
+  EXPECT_EQ(std::get<PreemptedMessage>(outcome).job, 11);
 }
 
 // The final topology is the largest thing a worker sends: it goes as a MessagePack byte string, not as text
