@@ -7,7 +7,6 @@
 #include "orchestrator/commands.hpp"
 #include "orchestrator/run_folders.hpp"
 #include "orchestrator/sweep.hpp"
-#include "worker/job.hpp"
 
 namespace e2e {
 
