@@ -65,6 +65,16 @@ class Fields {
   int tag_;
 };
 
+// MessagePack bytes → a value; `what` names them in the ProtocolError.
+json unpack(const std::string& bytes, const std::string& what) {
+  try {
+    return json::from_msgpack(bytes);
+  } catch (const json::exception& e) {
+    throw ProtocolError(
+        fmt::format("{}: {} bytes that are not MessagePack: {}", what, bytes.size(), e.what()));
+  }
+}
+
 json bytes_value(const std::string& bytes) {
   return json::binary({bytes.begin(), bytes.end()});
 }
@@ -264,13 +274,7 @@ SweepMessage decode(int tag, const std::string& bytes) {
   const int index = tag - kFirstMessageTag;
   if (index < 0 || index >= static_cast<int>(std::variant_size_v<SweepMessage>))
     throw ProtocolError(fmt::format("sweep message with unknown tag {} ({} bytes)", tag, bytes.size()));
-  json body;
-  try {
-    body = json::from_msgpack(bytes);
-  } catch (const json::exception& e) {
-    throw ProtocolError(fmt::format("sweep message {}: {} bytes that are not MessagePack: {}",
-                                    message_name(tag), bytes.size(), e.what()));
-  }
+  const json body = unpack(bytes, "sweep message " + message_name(tag));
   if (!body.is_object())
     throw ProtocolError(fmt::format("sweep message {}: not a map ({})", message_name(tag), body.type_name()));
   return read_alternative(static_cast<std::size_t>(index), Fields(body, tag),
@@ -285,13 +289,7 @@ std::string frame(const SweepMessage& message) {
 }
 
 SweepMessage unframe(const std::string& framed) {
-  json pair;
-  try {
-    pair = json::from_msgpack(framed);
-  } catch (const json::exception& e) {
-    throw ProtocolError(
-        fmt::format("framed sweep message: {} bytes that are not MessagePack: {}", framed.size(), e.what()));
-  }
+  const json pair = unpack(framed, "framed sweep message");
   if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number_integer() || !pair[1].is_binary())
     throw ProtocolError(fmt::format("framed sweep message: expected [tag, bytes], got {} {}",
                                     pair.type_name(),
